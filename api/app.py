@@ -1,0 +1,57 @@
+"""The FastAPI app factory. The model is loaded in ``lifespan``, never at import."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Callable
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import meta, triage
+from api.settings import Settings
+from triage.pipeline import TriageModel
+
+log = logging.getLogger(__name__)
+
+
+def load_model(settings: Settings) -> TriageModel:
+    """Load the bundle to serve: ``settings.bundle`` or ``models/CURRENT``; with none and
+    ``train_if_missing``, train the default bundle from ``corpora/`` first."""
+    from triage.bundle import current_bundle, load_bundle
+    from triage.encoder import get_encoder
+    from triage.errors import BundleError
+
+    encoder = get_encoder(settings.encoder)
+    bundle = settings.bundle or current_bundle(settings.models_dir)
+    if bundle is None:
+        if not settings.train_if_missing:
+            raise BundleError("BUNDLE_NOT_FOUND", f"no bundle: {settings.models_dir}/CURRENT is missing "
+                              "and TRIAGE_TRAIN_IF_MISSING is off")
+        from training.train import DEFAULT_CASES, DEFAULT_DATA, train_bundle
+        log.warning("no bundle in %s: training the default bundle from corpora/", settings.models_dir)
+        bundle = train_bundle(encoder, DEFAULT_DATA, DEFAULT_CASES, settings.models_dir).path
+    return load_bundle(bundle, encoder, max_chars=settings.max_text_chars)
+
+
+def create_app(settings: Settings | None = None,
+               loader: Callable[[Settings], TriageModel] | None = None) -> FastAPI:
+    settings = settings or Settings()
+    loader = loader or load_model
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.model = loader(settings)
+        log.info("serving bundle %s", app.state.model.version)
+        yield
+        app.state.model = None
+
+    app = FastAPI(title="Complaint triage service", version="0.1.0", lifespan=lifespan,
+                  description="Grades Chinese customer complaints: type, severity (一般/重点/危机), "
+                              "emotion and intensity, with evidence and similar past cases.")
+    app.state.settings = settings
+    app.state.model = None
+    errors.install(app)
+    app.include_router(meta.router)
+    app.include_router(triage.router)
+    return app

@@ -1,0 +1,30 @@
+"""``POST /v1/triage`` and ``POST /v1/triage/batch``. Plain ``def``: CPU-bound, thread pool."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import ModelDep, SettingsDep
+from api.errors import ApiError
+from api.schemas import BatchRequest, BatchResponse, ErrorResponse, TriageRequest, TriageResponse
+from triage.text import validate_text
+
+router = APIRouter(prefix="/v1", tags=["triage"])
+ERRORS = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+          503: {"model": ErrorResponse}}
+
+
+@router.post("/triage", response_model=TriageResponse, responses=ERRORS,
+             summary="Grade one complaint: type, severity, emotion, intensity, similar cases")
+def triage_one(req: TriageRequest, model: ModelDep, settings: SettingsDep) -> dict:
+    validate_text(req.text, settings.max_text_chars)
+    return model.triage([req.text], [req.id])[0]
+
+
+@router.post("/triage/batch", response_model=BatchResponse, responses=ERRORS,
+             summary="Grade up to 64 complaints in one call (one encode for the whole batch)")
+def triage_batch(req: BatchRequest, model: ModelDep, settings: SettingsDep) -> dict:
+    if len(req.items) > settings.max_batch:
+        raise ApiError(422, "TOO_MANY_ITEMS", f"items: at most {settings.max_batch} per call, got {len(req.items)}")
+    for i, item in enumerate(req.items):
+        validate_text(item.text, settings.max_text_chars, f"items[{i}].text")
+    return {"results": model.triage([it.text for it in req.items], [it.id for it in req.items])}

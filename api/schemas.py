@@ -1,0 +1,87 @@
+"""Request and response schemas (separate from the library's internal objects)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+MAX_BATCH = 64
+
+
+class TriageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"text": "刹车突然失灵，差点撞上前车，4S店说检测不出问题", "id": "T-1001", "channel": "phone"}]})
+
+    text: StrictStr = Field(..., description="the complaint text (non-empty; at most TRIAGE_MAX_TEXT_CHARS)")
+    id: StrictStr | None = Field(None, max_length=200)
+    channel: StrictStr | None = Field(None, max_length=50)
+    customer_id: StrictStr | None = Field(None, max_length=200)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must contain at least one non-space character")
+        return v
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[TriageRequest] = Field(..., min_length=1, max_length=MAX_BATCH,
+                                       description=f"1 to {MAX_BATCH} complaints, answered in order")
+
+
+class Label(BaseModel):
+    label: str
+    score: float
+
+
+class Severity(BaseModel):
+    label: str = Field(..., description="一般 | 重点 | 危机 (the crisis-first decision)")
+    scores: dict[str, float]
+    model_label: str
+    cue_label: str | None
+    cue_strength: dict[str, float]
+    disagreement: bool
+
+
+class Emotion(BaseModel):
+    label: str
+    scores: dict[str, float]
+
+
+class Intensity(BaseModel):
+    score: float = Field(..., ge=0, le=1)
+    level: int = Field(..., ge=0, le=4)
+
+
+class EvidenceItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    text: str
+    start: int
+    end: int
+    signal: str
+    weight: float
+
+
+class TriageResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None
+    complaint_type: Label
+    type_candidates: list[Label]
+    severity: Severity
+    emotion: Emotion
+    intensity: Intensity
+    similar_cases: list[dict]
+    evidence: dict[str, list[EvidenceItem]]
+    needs_review: bool
+    review_reasons: list[str]
+    model_version: str
+
+
+class BatchResponse(BaseModel):
+    results: list[TriageResponse]
+
+
+class ErrorResponse(BaseModel):
+    code: str
+    message: str
+    details: list | None = None

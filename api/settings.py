@@ -1,0 +1,20 @@
+"""Service settings, read from ``TRIAGE_*`` environment variables (pydantic-settings)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", extra="forbid")
+
+    models_dir: Path = ROOT / "models"
+    bundle: Path | None = None                 # serve this bundle instead of models/CURRENT
+    encoder: str = "e5-small"
+    max_text_chars: int = Field(5000, ge=1, le=100_000)
+    max_batch: int = Field(64, ge=1, le=1024)
+    train_if_missing: bool = True              # no bundle yet: train the default one at start-up

@@ -1,0 +1,1 @@
+"""Builds, evaluates and versions model bundles from labelled complaints."""

@@ -1,0 +1,78 @@
+"""Typed configuration. Hyper-parameters live in ``training/configs/*.json`` and are saved
+into each bundle's manifest; decision thresholds can be overridden at serving time."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from triage.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeatureParams(_Strict):
+    word_ngram_max: int = Field(2, ge=1, le=3)
+    char_ngram_min: int = Field(1, ge=1, le=3)
+    char_ngram_max: int = Field(3, ge=1, le=5)
+    min_df: int = Field(2, ge=1)
+    max_word_features: int = Field(200_000, ge=100)
+    max_char_features: int = Field(300_000, ge=100)
+    word_weight: float = Field(1.0, ge=0)
+    char_weight: float = Field(1.0, ge=0)
+    embedding_weight: float = Field(1.0, ge=0)
+    signal_weight: float = Field(0.5, ge=0)
+
+
+class HeadParams(_Strict):
+    C: float = Field(4.0, gt=0)
+    class_weight: str | None = "balanced"
+    max_iter: int = Field(2000, ge=10)
+    calibrate: bool = True
+
+
+class SeverityRule(_Strict):
+    """Crisis-first, ordinal decision rule (see ``docs`` in ``triage/severity.py``)."""
+    crisis_threshold: float = Field(0.35, gt=0, lt=1)     # P(危机) at which the model alone says 危机
+    major_threshold: float = Field(0.45, gt=0, lt=1)      # P(重点)+P(危机) at which the model says ≥ 重点
+    cue_crisis: float = Field(0.6, gt=0, le=1)            # asserted 危机-cue strength that forces 危机
+    cue_major: float = Field(0.5, gt=0, le=1)             # asserted 重点-cue strength that forces ≥ 重点
+
+
+class ReviewThresholds(_Strict):
+    """``needs_review`` is set when a head's top probability is below its threshold."""
+    complaint_type: float = Field(0.45, ge=0, le=1)
+    severity: float = Field(0.55, ge=0, le=1)
+    emotion: float = Field(0.40, ge=0, le=1)
+
+
+class TrainConfig(_Strict):
+    seed: int = 13
+    features: FeatureParams = FeatureParams()
+    heads: dict[str, HeadParams] = Field(default_factory=lambda: {
+        "complaint_type": HeadParams(), "severity": HeadParams(),
+        "emotion": HeadParams(), "intensity": HeadParams(C=2.0)})
+    severity_rule: SeverityRule = SeverityRule()
+    review: ReviewThresholds = ReviewThresholds()
+    similar_k: int = Field(3, ge=0, le=50)
+    similar_min_score: float = Field(0.80, ge=0, le=1)
+    calibration_fraction: float = Field(0.2, gt=0, lt=0.5)
+
+
+def load_config(path: str | Path | None) -> TrainConfig:
+    if path is None:
+        return TrainConfig()
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("CONFIG_UNREADABLE", f"cannot read config {path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError("CONFIG_BAD_JSON", f"config {path} is not valid JSON: {exc}") from exc
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("CONFIG_INVALID", f"config {path} is invalid: {exc}") from exc

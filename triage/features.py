@@ -1,0 +1,84 @@
+"""Features shared by every head: the sentence embedding beside lexical TF-IDF n-grams.
+
+A frozen encoder alone trails a lexical baseline on real complaints (measured on 黑猫:
+e5-small + logistic regression 0.640 macro-F1, jieba TF-IDF + logistic regression 0.691), so
+each head sees ``[TF-IDF jieba word 1–2-grams | TF-IDF character 1–3-grams | w · embedding |
+cue and lexicon signals]`` as one sparse matrix. The texts are encoded once per batch by the
+caller; this module never calls the encoder.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from triage.config import FeatureParams
+from triage.errors import InputError
+from triage.segment import Segmenter
+from triage.text import normalise
+
+
+class _WordAnalyzer:
+    """Picklable analyzer: jieba words then word n-grams (a bound method of a class that
+    holds the segmenter pickles cleanly; a lambda would not)."""
+
+    def __init__(self, segmenter: Segmenter, ngram_max: int) -> None:
+        self.segmenter, self.ngram_max = segmenter, ngram_max
+
+    def __call__(self, text: str) -> list[str]:
+        words = self.segmenter.cut(text)
+        grams = list(words)
+        for n in range(2, self.ngram_max + 1):
+            grams += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+        return grams
+
+
+class FeatureBuilder:
+    """``fit(texts)`` learns the vocabularies; ``transform(texts, embeddings, extra)`` returns a
+    CSR matrix with one row per text."""
+
+    def __init__(self, segmenter: Segmenter, params: FeatureParams) -> None:
+        self.segmenter = segmenter
+        self.params = params
+
+    def fit(self, texts: Sequence[str]) -> "FeatureBuilder":
+        p = self.params
+        texts = list(texts)
+        if not texts:
+            raise InputError("FIT_NO_TEXTS", "FeatureBuilder.fit needs at least one text, got none")
+        self.word_ = TfidfVectorizer(analyzer=_WordAnalyzer(self.segmenter, p.word_ngram_max),
+                                     min_df=min(p.min_df, len(texts)), max_features=p.max_word_features,
+                                     sublinear_tf=True, dtype=np.float32)
+        self.char_ = TfidfVectorizer(analyzer="char", ngram_range=(p.char_ngram_min, p.char_ngram_max),
+                                     preprocessor=normalise, lowercase=False,
+                                     min_df=min(p.min_df, len(texts)), max_features=p.max_char_features,
+                                     sublinear_tf=True, dtype=np.float32)
+        self.word_.fit(texts)
+        self.char_.fit(texts)
+        return self
+
+    @property
+    def n_lexical(self) -> int:
+        return len(self.word_.vocabulary_) + len(self.char_.vocabulary_)
+
+    def lexical(self, texts: Sequence[str]) -> sp.csr_matrix:
+        w = self.word_.transform(texts) * self.params.word_weight
+        c = self.char_.transform(texts) * self.params.char_weight
+        return sp.hstack([w, c], format="csr", dtype=np.float32)
+
+    def transform(self, texts: Sequence[str], embeddings: NDArray[np.float32],
+                  extra: NDArray[np.float32] | None = None) -> sp.csr_matrix:
+        texts = list(texts)
+        if embeddings.shape[0] != len(texts):
+            raise InputError("FEATURES_SHAPE", f"got {len(texts)} texts but {embeddings.shape[0]} embeddings")
+        blocks = [self.lexical(texts), sp.csr_matrix(embeddings * self.params.embedding_weight)]
+        if extra is not None:
+            blocks.append(sp.csr_matrix(extra * self.params.signal_weight))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def lexical_names(self) -> list[str]:
+        return ([f"w:{t}" for t in self.word_.get_feature_names_out()]
+                + [f"c:{t}" for t in self.char_.get_feature_names_out()])

@@ -1,0 +1,295 @@
+"""Cue and emotion lexicons, applied with negation, hypotheticals, degree adverbs and amounts.
+
+Files (formats in ``corpora/lexicons/README.md``):
+
+- ``severity_cues.tsv``  phrase, signal, grade (重点/危机), weight 0–1
+- ``emotion_lexicon.tsv`` word, emotion, strength 1–5
+- ``degree_adverbs.tsv`` word, multiplier
+- ``negators.txt``, ``hypothetical_markers.txt`` one per line
+
+Scope rules: text is cut into clauses at sentence punctuation. A negator within
+``NEG_WINDOW`` characters before a cue, in the same clause, negates it ("没有受伤"); a
+hypothetical marker anywhere earlier in the same clause makes it a threat or a supposition
+("如果再不处理我就曝光"). A degree adverb within ``DEGREE_WINDOW`` characters before an emotion
+word scales it ("非常失望"). Matches are found on the normalised text, whose offsets equal the
+original's (see :mod:`triage.text`).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from triage.errors import DataError
+from triage.text import normalise
+
+NEG_WINDOW = 6
+DEGREE_WINDOW = 3
+# Words that contain a negator character but do not negate what follows (无法刹车 *is* the
+# hazard); they are masked before the negation scope is checked.
+FALSE_NEGATORS = ("无法", "没法", "不得不", "不停", "不断", "不少", "无数", "没完没了", "不管", "不仅",
+                  "不但", "无论", "别人", "别的", "非常", "非要", "未来", "不然", "不行了")
+# A hypothetical 危机 cue is a threat: these signals then point to 重点 ("如果再不处理我就曝光").
+THREAT_TO_MAJOR = ("media", "group", "legal_action", "police", "data_leak")
+# Threats of self-harm or violence are crises in themselves and are never discounted.
+NEVER_DISCOUNTED = ("self_harm", "violence")
+CLAUSE_BREAK = re.compile(r"[。！？!?；;\n，,]")
+EMOTIONS = ("angry", "sad", "fear", "surprise", "happy", "neutral")
+GRADES = ("一般", "重点", "危机")
+
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "corpora" / "lexicons"
+
+
+@dataclass(frozen=True)
+class Match:
+    text: str
+    start: int
+    end: int
+    signal: str          # a severity signal (safety, media, …) or an emotion name
+    weight: float        # effective contribution after negation / degree / hypothetical
+    status: str = "asserted"    # asserted | negated | hypothetical
+    grade: str | None = None    # for severity cues: the grade the cue points to
+
+    def as_evidence(self) -> dict:
+        d = asdict(self)
+        d["weight"] = round(self.weight, 3)
+        if d["grade"] is None:
+            del d["grade"]
+        return d
+
+
+def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError("LEXICON_MISSING", f"lexicon file {path} does not exist")
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
+            raise DataError("LEXICON_BAD_HEADER", f"{path}: expected columns {columns}, got {reader.fieldnames}")
+        return [row for row in reader if (row.get(columns[0]) or "").strip()]
+
+
+def _read_list(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError("LEXICON_MISSING", f"lexicon file {path} does not exist")
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.startswith("#")]
+
+
+def _find_all(text: str, phrases: dict[str, object]) -> list[tuple[int, int, str]]:
+    """Non-overlapping occurrences of any phrase, longest first. A phrase that starts or ends
+    with a digit matches only where no other digit touches it (12315, not 1231567)."""
+    hits = []
+    for phrase in phrases:
+        i = text.find(phrase)
+        while i >= 0:
+            e = i + len(phrase)
+            if not ((phrase[0].isdigit() and i > 0 and text[i - 1].isdigit())
+                    or (phrase[-1].isdigit() and e < len(text) and text[e].isdigit())):
+                hits.append((i, e, phrase))
+            i = text.find(phrase, i + 1)
+    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+    taken = np.zeros(len(text) + 1, dtype=bool)
+    out = []
+    for s, e, p in hits:
+        if not taken[s:e].any():
+            taken[s:e] = True
+            out.append((s, e, p))
+    return sorted(out)
+
+
+def _clause_start(text: str, pos: int) -> int:
+    for i in range(pos - 1, -1, -1):
+        if CLAUSE_BREAK.match(text[i]):
+            return i + 1
+    return 0
+
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
+AMOUNT = re.compile(r"(?P<num>\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万亿]+)\s*(?P<unit>万|千|k|w|亿)?\s*(?P<cur>元|块|rmb|人民币)")
+AMOUNT_BARE_WAN = re.compile(r"(?P<num>\d+(?:\.\d+)?|[一二两三四五六七八九十几]+)\s*(?P<unit>万|千)(?:多|来)?(?!元|块)")
+
+
+def chinese_number(s: str) -> float | None:
+    """``chinese_number("三万五千")`` → 35000.0; digits pass through."""
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    total, section, digit = 0, 0, 0
+    for ch in s:
+        if ch in _CN_DIGITS:
+            digit = _CN_DIGITS[ch]
+        elif ch in _CN_UNITS:
+            unit = _CN_UNITS[ch]
+            if unit >= 10_000:
+                section = (section + digit) * unit
+                total += section
+                section = 0
+            else:
+                section += (digit or 1) * unit
+            digit = 0
+        else:
+            return None
+    return float(total + section + digit)
+
+
+def find_amounts(text: str) -> list[tuple[int, int, float]]:
+    """Money amounts in yuan with their spans: "3万元" → 30000, "3元" → 3, "两千块" → 2000."""
+    out = []
+    for m in AMOUNT.finditer(text):
+        value = chinese_number(m.group("num"))
+        if value is None:
+            continue
+        unit = m.group("unit")
+        value *= {"万": 1e4, "w": 1e4, "千": 1e3, "k": 1e3, "亿": 1e8}.get(unit or "", 1)
+        out.append((m.start(), m.end(), value))
+    taken = {i for s, e, _ in out for i in range(s, e)}
+    for m in AMOUNT_BARE_WAN.finditer(text):
+        if m.start() in taken:
+            continue
+        value = chinese_number(m.group("num").replace("几", "三"))
+        if value is not None:
+            out.append((m.start(), m.end(), value * (1e4 if m.group("unit") == "万" else 1e3)))
+    return sorted(out)
+
+
+REPEAT = re.compile(r"(第[二三四五六七八九十\d]+次|[三四五六七八九十\d]+次(?:打|来电|联系|投诉|反映|找|去)|多次|屡次|反复|好几次|无数次|"
+                    r"一直没(?:有)?(?:解决|处理|人管|回复)|拖了(?:[一二两三四五六七八九十几\d]+|好几)个?(?:月|星期|周))")
+
+
+class Lexicons:
+    """All lexicon resources, loaded from a folder (the project's ``corpora/lexicons`` or a
+    bundle's copy). ``severity_cues(text)`` and ``emotion_words(text)`` return matches."""
+
+    def __init__(self, folder: str | Path = DEFAULT_DIR, money_major: float = 5000.0,
+                 money_large: float = 100_000.0) -> None:
+        folder = Path(folder)
+        self.folder = folder
+        self.cues = {}
+        for row in _read_tsv(folder / "severity_cues.tsv", ("phrase", "signal", "grade", "weight")):
+            grade = row["grade"].strip()
+            if grade not in ("重点", "危机"):
+                raise DataError("LEXICON_BAD_VALUE", f"severity_cues.tsv: grade must be 重点 or 危机, got {grade!r}")
+            self.cues[normalise(row["phrase"].strip())] = (row["signal"].strip(), grade, float(row["weight"]))
+        self.emotion = {}
+        for row in _read_tsv(folder / "emotion_lexicon.tsv", ("word", "emotion", "strength")):
+            emo = row["emotion"].strip()
+            if emo not in EMOTIONS:
+                raise DataError("LEXICON_BAD_VALUE", f"emotion_lexicon.tsv: emotion must be one of {EMOTIONS}, got {emo!r}")
+            self.emotion[normalise(row["word"].strip())] = (emo, float(row["strength"]))
+        self.degree = {normalise(r["word"].strip()): float(r["multiplier"])
+                       for r in _read_tsv(folder / "degree_adverbs.tsv", ("word", "multiplier"))}
+        self.negators = sorted({normalise(w) for w in _read_list(folder / "negators.txt")}, key=len, reverse=True)
+        self.hypothetical = sorted({normalise(w) for w in _read_list(folder / "hypothetical_markers.txt")},
+                                   key=len, reverse=True)
+        self.money_major, self.money_large = money_major, money_large
+
+    # ------------------------------------------------------------------ helpers
+    def _negated(self, text: str, start: int, clause: int, width: int = NEG_WINDOW) -> bool:
+        window = text[max(clause, start - width):start]
+        for word in (*FALSE_NEGATORS, *self.hypothetical):     # 再不…就 is a condition, not a negation
+            window = window.replace(word, "\0" * len(word))
+        return any(n in window for n in self.negators)
+
+    def _hypothetical(self, text: str, start: int, clause: int) -> bool:
+        before = text[clause:start]
+        return any(h in before for h in self.hypothetical)
+
+    # ------------------------------------------------------------------ severity
+    def severity_cues(self, text: str) -> list[Match]:
+        norm = normalise(text)
+        out: list[Match] = []
+        for s, e, phrase in _find_all(norm, self.cues):
+            signal, grade, weight = self.cues[phrase]
+            clause = _clause_start(norm, s)
+            if self._hypothetical(norm, s, clause) and not self._negated(norm, s, clause):
+                if signal in NEVER_DISCOUNTED:
+                    out.append(Match(text[s:e], s, e, signal, weight, "hypothetical", grade))
+                elif signal in THREAT_TO_MAJOR or grade == "重点":
+                    # A threat ("如果再不处理我就曝光") is a 重点 signal, not the event itself.
+                    out.append(Match(text[s:e], s, e, signal, weight * 0.8, "hypothetical", "重点"))
+                else:   # a supposed hazard ("万一刹车失灵") counts, at half strength
+                    out.append(Match(text[s:e], s, e, signal, weight * 0.5, "hypothetical", grade))
+            elif self._negated(norm, s, clause):
+                out.append(Match(text[s:e], s, e, signal, 0.0, "negated", grade))
+            else:
+                out.append(Match(text[s:e], s, e, signal, weight, "asserted", grade))
+        def overlaps(s: int, e: int, signal: str) -> bool:
+            return any(m.signal == signal and m.start < e and s < m.end for m in out)
+
+        for s, e, value in find_amounts(norm):
+            if value >= self.money_major:
+                w = 0.7 if value >= self.money_large else 0.55
+                out = [m for m in out if not (m.signal == "money" and m.start < e and s < m.end)]
+                out.append(Match(text[s:e], s, e, "money", w, "asserted", "重点"))
+        for m in REPEAT.finditer(norm):
+            if not overlaps(m.start(), m.end(), "repeat"):
+                out.append(Match(text[m.start():m.end()], m.start(), m.end(), "repeat", 0.55, "asserted", "重点"))
+        return sorted(out, key=lambda m: m.start)
+
+    @staticmethod
+    def cue_strength(matches: list[Match]) -> dict[str, float]:
+        """Strength per grade: the strongest non-negated cue of each signal, combined across
+        signals by noisy-or, 1 − Π(1 − w) (two variants of one cue do not add up)."""
+        strength = {}
+        for grade in ("重点", "危机"):
+            best: dict[str, float] = {}
+            for m in matches:
+                if m.grade == grade and m.status != "negated":
+                    best[m.signal] = max(best.get(m.signal, 0.0), min(max(m.weight, 0.0), 1.0))
+            p = 1.0
+            for w in best.values():
+                p *= 1.0 - w
+            strength[grade] = 1.0 - p
+        return strength
+
+    # ------------------------------------------------------------------ emotion
+    def emotion_words(self, text: str) -> list[Match]:
+        norm = normalise(text)
+        out = []
+        for s, e, word in _find_all(norm, self.emotion):
+            emo, strength = self.emotion[word]
+            clause = _clause_start(norm, s)
+            window = norm[max(clause, s - DEGREE_WINDOW):s]
+            mult = max((m for d, m in self.degree.items() if d in window), default=1.0)
+            negated = self._negated(norm, s, clause, width=3)
+            if negated and emo == "happy":       # 不满意 / 不开心: dissatisfaction
+                out.append(Match(text[s:e], s, e, "angry", strength * 0.6 * mult, "negated"))
+            elif negated:
+                out.append(Match(text[s:e], s, e, emo, 0.0, "negated"))
+            else:
+                out.append(Match(text[s:e], s, e, emo, strength * mult))
+        return out
+
+    def signal_vector(self, text: str, cues: list[Match] | None = None,
+                      emotions: list[Match] | None = None) -> np.ndarray:
+        """A small dense feature vector for the heads: cue strengths by grade and signal
+        family, emotion-lexicon sums, punctuation and emoji counts (all squashed to ~0–1)."""
+        cues = self.severity_cues(text) if cues is None else cues
+        emotions = self.emotion_words(text) if emotions is None else emotions
+        strength = self.cue_strength(cues)
+        emo = {k: 0.0 for k in EMOTIONS}
+        for m in emotions:
+            emo[m.signal] += m.weight
+        peak = max((m.weight for m in emotions), default=0.0)
+        exclaim = text.count("!") + text.count("！")
+        question = text.count("?") + text.count("？")
+        emoji = sum(1 for ch in text if ord(ch) >= 0x1F300)
+        hypothetical = sum(1 for m in cues if m.status == "hypothetical")
+        negated = sum(1 for m in cues if m.status == "negated")
+        vec = [strength["重点"], strength["危机"], math.tanh(hypothetical / 2), math.tanh(negated / 2)]
+        vec += [math.tanh(emo[k] / 4) for k in EMOTIONS]
+        vec += [math.tanh(peak / 4), math.tanh(exclaim / 3), math.tanh(question / 3), math.tanh(emoji / 2),
+                math.tanh(len(text) / 300)]
+        return np.asarray(vec, dtype=np.float32)
+
+    SIGNAL_DIM = 15
+
+    def files(self) -> list[Path]:
+        return [self.folder / n for n in ("severity_cues.tsv", "emotion_lexicon.tsv", "degree_adverbs.tsv",
+                                          "negators.txt", "hypothetical_markers.txt")]

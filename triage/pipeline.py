@@ -1,0 +1,150 @@
+"""The triage model: one encode per batch, four heads, the cue layer and similar cases.
+
+``TriageModel`` is composed, not subclassed: an encoder, a fitted :class:`FeatureBuilder`,
+one :class:`Head` per target, the :class:`Lexicons`, a :class:`CaseIndex` and the config.
+``triage(["刹车突然失灵，差点撞上前车"])`` returns one answer dict per text, in order.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from triage.cases import CaseIndex
+from triage.config import TrainConfig
+from triage.encoder.base import Encoder
+from triage.errors import InputError
+from triage.features import FeatureBuilder
+from triage.heads import Head
+from triage.lexicon import EMOTIONS, GRADES, Lexicons, Match
+from triage.severity import decide
+from triage.text import normalise, validate_text
+
+log = logging.getLogger(__name__)
+
+HEAD_NAMES = ("complaint_type", "severity", "emotion", "intensity")
+DEFAULT_MAX_CHARS = 5000
+
+
+@dataclass
+class TriageModel:
+    encoder: Encoder
+    features: FeatureBuilder
+    heads: dict[str, Head]
+    lexicons: Lexicons
+    cases: CaseIndex
+    config: TrainConfig
+    version: str = "unversioned"
+    max_chars: int = DEFAULT_MAX_CHARS
+    meta: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ features
+    def signals(self, texts: Sequence[str]) -> tuple[np.ndarray, list[list[Match]], list[list[Match]]]:
+        cues = [self.lexicons.severity_cues(t) for t in texts]
+        emos = [self.lexicons.emotion_words(t) for t in texts]
+        vecs = np.stack([self.lexicons.signal_vector(t, c, e) for t, c, e in zip(texts, cues, emos)]) \
+            if texts else np.zeros((0, Lexicons.SIGNAL_DIM), np.float32)
+        return vecs, cues, emos
+
+    # ------------------------------------------------------------------ predict
+    def triage(self, texts: Sequence[str], ids: Sequence[str | None] | None = None) -> list[dict]:
+        """Grade a batch. Raises :class:`InputError` for an empty or over-long text."""
+        if isinstance(texts, str):
+            raise InputError("TRIAGE_EXPECTS_LIST", "triage() takes a list of texts, got a single str")
+        texts = [validate_text(t, self.max_chars, f"texts[{i}]") for i, t in enumerate(texts)]
+        ids = list(ids) if ids is not None else [None] * len(texts)
+        if len(ids) != len(texts):
+            raise InputError("TRIAGE_IDS", f"got {len(texts)} texts but {len(ids)} ids")
+        if not texts:
+            return []
+        emb = self.encoder.encode(texts, "query")            # the one encode of this batch
+        signals, cues, emos = self.signals(texts)
+        X = self.features.transform(texts, emb, signals)
+        probs = {name: head.predict_proba(X) for name, head in self.heads.items()}
+        hits = self.cases.search(emb, self.config.similar_k, self.config.similar_min_score)
+        return [self._answer(i, texts[i], ids[i], X, probs, cues[i], emos[i], hits[i]) for i in range(len(texts))]
+
+    def _answer(self, i, text, id_, X, probs, cues, emos, hits) -> dict:
+        cfg = self.config
+        reasons: list[str] = []
+
+        th = self.heads["complaint_type"]
+        p = probs["complaint_type"][i]
+        order = np.argsort(-p)
+        candidates = [{"label": str(th.classes_[j]), "score": round(float(p[j]), 4)} for j in order[:3]]
+        if candidates[0]["score"] < cfg.review.complaint_type:
+            reasons.append(f"complaint_type confidence {candidates[0]['score']:.2f} < {cfg.review.complaint_type}")
+
+        sh = self.heads["severity"]
+        sp = {str(c): float(v) for c, v in zip(sh.classes_, probs["severity"][i])}
+        sev_scores = {g: round(sp.get(g, 0.0), 4) for g in GRADES}
+        decision = decide(sev_scores, cues, cfg.severity_rule)
+        if max(sev_scores.values()) < cfg.review.severity:
+            reasons.append(f"severity confidence {max(sev_scores.values()):.2f} < {cfg.review.severity}")
+        if decision.disagreement:
+            reasons.append(f"severity: model says {decision.model_label}, cues say {decision.cue_label}")
+
+        eh = self.heads["emotion"]
+        ep = {str(c): float(v) for c, v in zip(eh.classes_, probs["emotion"][i])}
+        emo_scores = {e: round(ep.get(e, 0.0), 4) for e in EMOTIONS}
+        emo_label = max(emo_scores, key=emo_scores.get)
+        if emo_scores[emo_label] < cfg.review.emotion:
+            reasons.append(f"emotion confidence {emo_scores[emo_label]:.2f} < {cfg.review.emotion}")
+
+        ih = self.heads["intensity"]
+        levels = np.asarray([float(c) for c in ih.classes_])
+        expected = float(probs["intensity"][i] @ levels)
+        intensity = {"score": round(expected / 4.0, 4), "level": int(round(expected))}
+
+        evidence = {
+            "severity": [m.as_evidence() for m in cues],
+            "emotion": [m.as_evidence() for m in emos],
+            "complaint_type": self._type_evidence(text, X[i], th, int(order[0])),
+        }
+        return {
+            "id": id_,
+            "complaint_type": candidates[0],
+            "type_candidates": candidates,
+            "severity": {"label": decision.label, "scores": sev_scores, "model_label": decision.model_label,
+                         "cue_label": decision.cue_label, "cue_strength": decision.cue_strength,
+                         "disagreement": decision.disagreement},
+            "emotion": {"label": emo_label, "scores": emo_scores},
+            "intensity": intensity,
+            "similar_cases": hits,
+            "evidence": evidence,
+            "needs_review": bool(reasons),
+            "review_reasons": reasons,
+            "model_version": self.version,
+        }
+
+    def _type_evidence(self, text: str, row, head: Head, class_index: int, top: int = 5) -> list[dict]:
+        """The lexical n-grams that pushed the predicted type most, located in the text."""
+        n_lex = self.features.n_lexical
+        row = row.tocsr()
+        cols, vals = row.indices, row.data
+        keep = cols < n_lex
+        cols, vals = cols[keep], vals[keep]
+        if not len(cols):
+            return []
+        contrib = vals * head.coef_for(class_index)[cols]
+        names = self._lexical_names()
+        norm = normalise(text)
+        out, used = [], set()
+        for j in np.argsort(-contrib):
+            if contrib[j] <= 0 or len(out) >= top:
+                break
+            term = names[cols[j]][2:].replace(" ", "")
+            start = norm.find(term)
+            if start < 0 or len(term) < 2 or (start, start + len(term)) in used:
+                continue
+            used.add((start, start + len(term)))
+            out.append({"text": text[start:start + len(term)], "start": start, "end": start + len(term),
+                        "signal": "lexical", "weight": round(float(contrib[j]), 3)})
+        return out
+
+    def _lexical_names(self) -> list[str]:
+        if "_names" not in self.meta:
+            self.meta["_names"] = self.features.lexical_names()
+        return self.meta["_names"]
