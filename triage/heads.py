@@ -9,6 +9,7 @@ stores arguments, ``fit`` validates, learns and returns ``self``, learned state 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -73,13 +74,17 @@ class Head:
             raise InputError("HEAD_ONE_CLASS", f"head {self.name!r} needs at least 2 classes, got {list(classes)}")
         self.classes_ = classes
         y_idx = np.searchsorted(classes, y)
-        folds = int(min(self.folds, counts.min()))
+        # Rare classes (fewer members than folds) are kept: folds that miss them score them -inf.
+        folds = int(min(self.folds, max(2, counts.min()), len(y) // 2))
         self.temperature_ = 1.0
         self.cv_metrics_: dict = {}
         if self.params.calibrate and folds >= 2:
             oof = np.zeros((len(y), len(classes)))
             skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
-            for tr, te in skf.split(np.zeros(len(y)), y_idx):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                splits = list(skf.split(np.zeros(len(y)), y_idx))
+            for tr, te in splits:
                 m = self._model().fit(X[tr], y_idx[tr])
                 oof[np.ix_(te, m.classes_)] = _logits(m, X[te])
                 missing = np.setdiff1d(np.arange(len(classes)), m.classes_)

@@ -1,0 +1,109 @@
+"""The cue layer's hard cases: negation, hypotheticals, amounts, calm safety reports,
+furious trivial complaints, sarcasm."""
+import pytest
+
+from triage.config import SeverityRule
+from triage.lexicon import Lexicons, chinese_number, find_amounts
+from triage.severity import decide
+
+
+@pytest.fixture(scope="module")
+def lex():
+    return Lexicons()
+
+
+def strength(lex, text):
+    return lex.cue_strength(lex.severity_cues(text))
+
+
+def test_calm_safety_report_is_a_crisis_cue(lex):
+    s = strength(lex, "您好，我的车今天高速上刹车突然失灵，还好没出事，麻烦安排检查。")
+    assert s["危机"] >= SeverityRule().cue_crisis
+
+
+def test_negated_injury_does_not_count(lex):
+    cues = lex.severity_cues("车被刮了一下，人没有受伤，就是保险杠掉漆")
+    assert any(m.status == "negated" for m in cues)
+    assert strength(lex, "车被刮了一下，人没有受伤，就是保险杠掉漆")["危机"] == 0
+
+
+def test_negation_does_not_cancel_a_real_hazard(lex):
+    s = strength(lex, "刹车失灵撞了护栏，幸好没有受伤")
+    assert s["危机"] >= 0.6
+
+
+def test_false_negators_do_not_negate(lex):
+    assert strength(lex, "非常危险，电梯困人半小时")["危机"] >= 0.6
+
+
+def test_media_threat_is_major_not_crisis(lex):
+    cues = lex.severity_cues("如果再不处理我就曝光到微博")
+    assert cues and all(m.status == "hypothetical" and m.grade == "重点" for m in cues if m.signal == "media")
+    s = lex.cue_strength(cues)
+    assert s["危机"] == 0 and s["重点"] > 0
+
+
+def test_completed_exposure_is_crisis(lex):
+    assert strength(lex, "视频已经发到微博上热搜了")["危机"] >= 0.6
+
+
+def test_self_harm_threat_is_never_discounted(lex):
+    assert strength(lex, "再不退钱我就跳楼")["危机"] >= 0.9
+
+
+@pytest.mark.parametrize("text, value", [("损失3万元", 30000), ("才3元", 3), ("两千块", 2000),
+                                         ("花了1.5万元", 15000), ("三万五千元", 35000)])
+def test_amounts(text, value):
+    assert [v for _, _, v in find_amounts(text)] == [value]
+
+
+def test_large_amount_is_major_small_is_nothing(lex):
+    assert strength(lex, "被多扣了3万元")["重点"] >= 0.5
+    assert strength(lex, "被多扣了3元")["重点"] == 0
+
+
+def test_chinese_numbers():
+    assert chinese_number("十二") == 12 and chinese_number("两百") == 200 and chinese_number("一万零五") == 10005
+
+
+def test_number_cues_respect_digit_boundaries(lex):
+    assert not [m for m in lex.severity_cues("订单号1231567890") if m.signal == "regulator"]
+    assert [m for m in lex.severity_cues("我要打12315投诉") if m.signal == "regulator"]
+
+
+def test_repeat_contacts(lex):
+    assert any(m.signal == "repeat" for m in lex.severity_cues("这是我第三次打电话了，一直没解决"))
+
+
+def test_furious_trivial_complaint_has_no_severity_cue_but_strong_emotion(lex):
+    text = "气死我了！！！外卖少给了一包番茄酱，你们是干什么吃的！！"
+    assert strength(lex, text) == {"重点": 0.0, "危机": 0.0}
+    vec = lex.signal_vector(text)
+    assert vec[11] > 0.5       # exclamation marks
+
+
+def test_sarcasm_reads_as_negative(lex):
+    emos = lex.emotion_words("服务真是太好了，等了三天没人理，呵呵")
+    assert emos  # a sarcasm marker or complaint word is found; the learned head decides the class
+
+
+def test_negated_satisfaction_is_dissatisfaction(lex):
+    emos = lex.emotion_words("我很不满意")
+    assert any(m.signal == "angry" and m.weight > 0 for m in emos)
+
+
+def test_offsets_point_into_original_text(lex):
+    text = "ＡＢＣ先生：刹车失灵了！"
+    for m in lex.severity_cues(text):
+        assert text[m.start:m.end] == m.text
+
+
+def test_decision_never_downgrades_strong_crisis_cue(lex):
+    cues = lex.severity_cues("车子起火冒烟了")
+    d = decide({"一般": 0.9, "重点": 0.08, "危机": 0.02}, cues, SeverityRule())
+    assert d.label == "危机" and d.model_label == "一般" and d.disagreement
+
+
+def test_decision_is_ordinal():
+    d = decide({"一般": 0.5, "重点": 0.3, "危机": 0.2}, [], SeverityRule())
+    assert d.label == "重点"   # P(≥重点) = 0.5 ≥ major_threshold

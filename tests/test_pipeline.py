@@ -1,0 +1,77 @@
+import pytest
+
+from triage.errors import InputError
+from triage.lexicon import EMOTIONS, GRADES
+
+
+class CountingEncoder:
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+        self.name, self.dim = inner.name, inner.dim
+
+    def encode(self, texts, kind="query"):
+        self.calls.append((len(texts), kind))
+        return self.inner.encode(texts, kind)
+
+
+def test_answer_has_the_promised_shape(model):
+    r = model.triage(["刹车突然失灵，差点撞上前车，4S店说检测不出问题"], ["T-1"])[0]
+    assert r["id"] == "T-1"
+    assert set(r) >= {"complaint_type", "type_candidates", "severity", "emotion", "intensity",
+                      "similar_cases", "evidence", "needs_review", "model_version"}
+    assert len(r["type_candidates"]) == 3 and r["type_candidates"][0] == r["complaint_type"]
+    assert r["severity"]["label"] in GRADES and set(r["severity"]["scores"]) == set(GRADES)
+    assert abs(sum(r["severity"]["scores"].values()) - 1) < 1e-3
+    assert r["emotion"]["label"] in EMOTIONS and set(r["emotion"]["scores"]) == set(EMOTIONS)
+    assert 0 <= r["intensity"]["score"] <= 1 and r["intensity"]["level"] in range(5)
+    assert isinstance(r["needs_review"], bool) and r["model_version"] == model.version
+
+
+def test_strong_crisis_cue_gives_crisis_even_with_a_weak_model(model):
+    r = model.triage(["刹车突然失灵，差点撞上前车，4S店说检测不出问题"])[0]
+    assert r["severity"]["label"] == "危机"
+    assert any(e["signal"] == "safety" for e in r["evidence"]["severity"])
+
+
+def test_evidence_offsets_point_into_the_original_text(model):
+    text = "ＡＢＣ先生反映：刹车失灵了！客服态度极差，我非常失望😡"
+    r = model.triage([text])[0]
+    for items in r["evidence"].values():
+        for e in items:
+            assert text[e["start"]:e["end"]] == e["text"]
+
+
+def test_one_encode_per_batch(model):
+    counting = CountingEncoder(model.encoder)
+    model.encoder = counting
+    out = model.triage(["快递丢了", "催收打电话给我父母", "刹车失灵"])
+    assert len(out) == 3 and counting.calls == [(3, "query")]
+
+
+def test_results_keep_input_order(model):
+    texts = ["快递丢了", "刹车突然失灵，差点撞上前车", "催收打电话骚扰我的同事"]
+    batch = model.triage(texts, ["a", "b", "c"])
+    assert [r["id"] for r in batch] == ["a", "b", "c"]
+    for t, r in zip(texts, batch):
+        single = model.triage([t])[0]
+        assert single["severity"]["scores"] == pytest.approx(r["severity"]["scores"], abs=1e-4)
+
+
+@pytest.mark.parametrize("texts, code", [([""], "TEXT_EMPTY"), (["  "], "TEXT_EMPTY"), ([3], "TEXT_NOT_STRING"),
+                                         (["长" * 6000], "TEXT_TOO_LONG")])
+def test_bad_input_raises_with_code(model, texts, code):
+    with pytest.raises(InputError) as err:
+        model.triage(texts)
+    assert err.value.code == code
+
+
+def test_a_bare_string_is_refused(model):
+    with pytest.raises(InputError):
+        model.triage("刹车失灵")
+
+
+def test_similar_cases_carry_resolutions(model):
+    r = model.triage(["快递显示签收了但我没收到包裹"])[0]
+    for hit in r["similar_cases"]:
+        assert {"case_id", "text", "score"} <= set(hit)
+        assert hit["score"] >= model.config.similar_min_score
