@@ -74,7 +74,8 @@ class E5Encoder:
             raise InputError("ENCODE_BAD_KIND", f"kind must be one of {sorted(PROMPTS)}, got {kind!r}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        content = self._tok([PROMPTS[kind] + t for t in texts], add_special_tokens=False)["input_ids"]
+        # verbose=False: texts past 512 tokens are expected here; they are windowed below
+        content = self._tok([PROMPTS[kind] + t for t in texts], add_special_tokens=False, verbose=False)["input_ids"]
         windows: list[tuple[int, list[int]]] = []
         for i, ids in enumerate(content):
             for a in range(0, max(len(ids), 1), self.window):
