@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -162,7 +161,3 @@ def render_report(version: str, data: dict, metrics: dict) -> str:
     for head, counts in data["label_counts"].items():
         lines.append(f"- **{head}**: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return "\n".join(lines) + "\n"
-
-
-def label_counts(records: list[dict], field: str) -> Counter:
-    return Counter(str(r[field]) for r in records if r.get(field) is not None)
