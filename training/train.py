@@ -109,11 +109,8 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path], 
     emb = prog.encode(encoder, texts, "query")
     case_emb = prog.encode(encoder, [c["text"] for c in case_records], "passage")
 
-    from triage.pipeline import TriageModel
-    segmenter = Segmenter()
-    features = FeatureBuilder(segmenter, config.features).fit(texts)
-    shell = TriageModel(encoder, features, {}, lexicons, CaseIndex(), config)
-    signals, _, _ = shell.signals(texts)
+    features = FeatureBuilder(Segmenter(), config.features).fit(texts)
+    signals, _, _ = lexicons.signals(texts)
     X = features.transform(texts, emb, signals)
 
     heads: dict[str, Head] = {}

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from triage.errors import InputError, TriageError
+from triage.text import validate_text
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -62,11 +63,10 @@ def _predict(args: argparse.Namespace) -> int:
             id_ = rec.get("id")
             id_ = None if id_ is None else str(id_)
             text = rec.get("text")
-            if not isinstance(text, str) or not text.strip() or len(text) > model.max_chars:
-                what = "missing" if text is None else (f"a {type(text).__name__}" if not isinstance(text, str)
-                                                        else ("empty" if not text.strip() else f"{len(text)} characters"))
-                fail(lineno, id_, "BAD_TEXT", f"'text' must be a non-empty string of at most {model.max_chars} "
-                     f"characters, got {what}")
+            try:
+                validate_text(text, model.max_chars)
+            except InputError as exc:
+                fail(lineno, id_, "BAD_TEXT", exc.message)
                 continue
             batch.append((lineno, id_, text))
             if len(batch) >= args.batch_size:

@@ -184,8 +184,7 @@ def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = No
     except Exception as exc:  # noqa: BLE001 - hashes matched, so this is an incompatibility
         raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: files match the manifest but cannot be read: {exc}") from exc
     return TriageModel(encoder=encoder, features=parts["features"], heads=parts["heads"],
-                       lexicons=Lexicons(bundle / "lexicons"), cases=CaseIndex.build(cases, emb.reshape(len(cases), -1)
-                                                                                    if len(cases) else np.zeros((0, have["dim"]), np.float32)),
+                       lexicons=Lexicons(bundle / "lexicons"), cases=CaseIndex.build(cases, emb),
                        config=TrainConfig.model_validate(manifest["config"]),
                        version=manifest["bundle_version"], max_chars=max_chars or DEFAULT_MAX_CHARS,
                        meta={"manifest": manifest})

@@ -290,6 +290,15 @@ class Lexicons:
 
     SIGNAL_DIM = 15
 
+    def signals(self, texts: list[str]) -> tuple[np.ndarray, list[list[Match]], list[list[Match]]]:
+        """For a batch: the ``(n, SIGNAL_DIM)`` signal matrix, and each text's cue and
+        emotion matches (kept for evidence)."""
+        cues = [self.severity_cues(t) for t in texts]
+        emos = [self.emotion_words(t) for t in texts]
+        vecs = np.stack([self.signal_vector(t, c, e) for t, c, e in zip(texts, cues, emos)]) \
+            if texts else np.zeros((0, self.SIGNAL_DIM), np.float32)
+        return vecs, cues, emos
+
     def files(self) -> list[Path]:
         return [self.folder / n for n in ("severity_cues.tsv", "emotion_lexicon.tsv", "degree_adverbs.tsv",
                                           "negators.txt", "hypothetical_markers.txt")]

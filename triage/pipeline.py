@@ -18,7 +18,7 @@ from triage.encoder.base import Encoder
 from triage.errors import InputError
 from triage.features import FeatureBuilder
 from triage.heads import Head
-from triage.lexicon import EMOTIONS, GRADES, Lexicons, Match
+from triage.lexicon import EMOTIONS, GRADES, Lexicons
 from triage.severity import decide
 from triage.text import normalise, validate_text
 
@@ -40,14 +40,6 @@ class TriageModel:
     max_chars: int = DEFAULT_MAX_CHARS
     meta: dict = field(default_factory=dict)
 
-    # ------------------------------------------------------------------ features
-    def signals(self, texts: Sequence[str]) -> tuple[np.ndarray, list[list[Match]], list[list[Match]]]:
-        cues = [self.lexicons.severity_cues(t) for t in texts]
-        emos = [self.lexicons.emotion_words(t) for t in texts]
-        vecs = np.stack([self.lexicons.signal_vector(t, c, e) for t, c, e in zip(texts, cues, emos)]) \
-            if texts else np.zeros((0, Lexicons.SIGNAL_DIM), np.float32)
-        return vecs, cues, emos
-
     # ------------------------------------------------------------------ predict
     def triage(self, texts: Sequence[str], ids: Sequence[str | None] | None = None) -> list[dict]:
         """Grade a batch. Raises :class:`InputError` for an empty or over-long text."""
@@ -60,7 +52,7 @@ class TriageModel:
         if not texts:
             return []
         emb = self.encoder.encode(texts, "query")            # the one encode of this batch
-        signals, cues, emos = self.signals(texts)
+        signals, cues, emos = self.lexicons.signals(texts)
         X = self.features.transform(texts, emb, signals)
         probs = {name: head.predict_proba(X) for name, head in self.heads.items()}
         hits = self.cases.search(emb, self.config.similar_k, self.config.similar_min_score)
