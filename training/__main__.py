@@ -1,4 +1,4 @@
-"""``python -m training {train,check-corpus} …`` — see ``--help`` of each command."""
+"""``python -m training {train,import,import-shared,check-corpus} …`` — see ``--help`` of each command."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,45 @@ def _cmd_check_corpus(args: argparse.Namespace) -> int:
     return corpus_check.main([*(["--no-minimums"] if args.no_minimums else []), *map(str, args.files)])
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from training.importers import (config_from_flags, import_file, load_import_config, print_report,
+                                    write_jsonl)
+
+    base = load_import_config(args.config) if args.config else None
+    cfg = config_from_flags(base, args.map or [], args.labels or [], args.format, args.no_header, args.columns)
+    records, report = import_file(args.input, cfg)
+    print_report(report)
+    if not records:
+        print("error: no record was kept; nothing written", file=sys.stderr)
+        return 1
+    write_jsonl(records, args.out)
+    print(f"wrote {len(records)} records to {args.out}")
+    return 0
+
+
+def _cmd_import_shared(args: argparse.Namespace) -> int:
+    import json
+
+    from training.importers import import_file, load_import_config, print_report, write_jsonl
+    from training.shared_data import SHARED_FILES, shared_data_dir
+
+    root = shared_data_dir(args.data_root)
+    mismatches = 0
+    summary = []
+    for rel, config, expected in SHARED_FILES:
+        records, report = import_file(root / rel, load_import_config(config))
+        print_report(report)
+        ok = report.read == expected
+        mismatches += not ok
+        print(f"  rows read {report.read}, data README says {expected}: {'ok' if ok else 'MISMATCH'}")
+        out = args.out / (rel.replace("/", "__").rsplit(".", 1)[0] + ".jsonl")
+        write_jsonl(records, out)
+        summary.append({**report.as_dict(), "path": rel, "expected_rows": expected, "output": str(out)})
+    (args.out / "import_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"{len(SHARED_FILES)} files imported into {args.out}; {mismatches} row-count mismatches")
+    return 1 if mismatches else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-current", action="store_true", help="do not point models/CURRENT at the new bundle")
     t.add_argument("--quiet", action="store_true", help="no progress display")
     t.set_defaults(func=_cmd_train)
+
+    i = sub.add_parser("import", help="turn a CSV/JSONL/JSON/XLSX file into corpus-schema JSONL")
+    i.add_argument("input", type=Path)
+    i.add_argument("--out", type=Path, required=True, help="output JSONL")
+    i.add_argument("--config", help="import config JSON file, or a built-in name (training/import_configs)")
+    i.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="e.g. text=review; repeatable; "
+                   "COLUMN+COLUMN joins columns")
+    i.add_argument("--labels", action="append", metavar="FIELD:SRC=DST,…", help="e.g. complaint_type:0=催收骚扰,1=其他")
+    i.add_argument("--format", choices=["csv", "jsonl", "json", "xlsx"])
+    i.add_argument("--no-header", action="store_true", help="the CSV has no header row (give --columns)")
+    i.add_argument("--columns", help="column names for a header-less CSV, comma-separated")
+    i.set_defaults(func=_cmd_import)
+
+    s = sub.add_parser("import-shared", help="import every labelled file of ../shared/data with its built-in config")
+    s.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
+    s.add_argument("--out", type=Path, default=Path("var/imported"), help="output folder (git-ignored var/)")
+    s.set_defaults(func=_cmd_import_shared)
 
     c = sub.add_parser("check-corpus", help="validate the labelled corpus and its label minimums")
     c.add_argument("files", type=Path, nargs="*")
