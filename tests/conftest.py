@@ -25,9 +25,10 @@ def _subset(files: list[Path], per_file: int) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> tuple[Path, Path]:
-    """(complaints.jsonl, cases.jsonl): 40 records from each corpus slice, 30 cases from each KB file."""
+    """(complaints.jsonl, cases.jsonl): 40 records from each of five corpus slices, 30 cases from each KB file."""
     d = tmp_path_factory.mktemp("corpus")
-    complaints = _subset(sorted((ROOT / "corpora" / "complaints").glob("*.jsonl")), 40)
+    slices = ("au", "ec", "fi", "ts", "tu")          # a fixed choice, so the fixture does not move
+    complaints = _subset([ROOT / "corpora" / "complaints" / f"{s}.jsonl" for s in slices], 40)
     cases = _subset(sorted((ROOT / "corpora" / "kb").glob("*.jsonl")), 30)
     for name, recs in (("complaints.jsonl", complaints), ("cases.jsonl", cases)):
         (d / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
@@ -45,7 +46,8 @@ def tiny_bundle(tmp_path_factory, small_corpus, test_encoder) -> Path:
 
     models = tmp_path_factory.mktemp("models")
     data, cases = small_corpus
-    return train_bundle(test_encoder, [data], [cases], models, progress=False).path
+    return train_bundle(test_encoder, [data], [cases], models, progress=False,
+                        cache_dir=tmp_path_factory.mktemp("emb-cache")).path
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``python -m training {train,import,import-shared,check-corpus} …`` — see ``--help`` of each command."""
+"""``python -m training {train,import,import-shared,report,check-corpus} …`` — see ``--help`` of each command."""
 from __future__ import annotations
 
 import argparse
@@ -70,6 +70,24 @@ def _cmd_import_shared(args: argparse.Namespace) -> int:
     return 1 if mismatches else 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from triage.bundle import current_bundle, load_bundle
+    from triage.encoder import get_encoder
+    from triage.encoder.cache import EmbeddingCache
+    from triage.errors import BundleError
+    from training.evaluate import evaluate_types, render_markdown, write_report
+
+    bundle = args.bundle or current_bundle(args.models_dir)
+    if bundle is None:
+        raise BundleError("BUNDLE_NOT_FOUND", f"give --bundle or create {args.models_dir}/CURRENT")
+    model = load_bundle(bundle, EmbeddingCache(get_encoder(args.encoder)))
+    results = evaluate_types(model, args.data_root)
+    out = write_report(model.version, results, args.out or Path("var/reports") / f"{model.version}-types.md")
+    print(render_markdown(model.version, results).split("\n## ")[0])
+    print(f"report: {out} (and {out.with_suffix('.json')})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
     s.add_argument("--out", type=Path, default=Path("var/imported"), help="output folder (git-ignored var/)")
     s.set_defaults(func=_cmd_import_shared)
+
+    r = sub.add_parser("report", help="evaluate a bundle's complaint types on real data in ../shared/data")
+    r.add_argument("--bundle", type=Path, help="default: models/CURRENT")
+    r.add_argument("--models-dir", type=Path, default=Path("models"))
+    r.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
+    r.add_argument("--out", type=Path, help="Markdown report path (a .json is written beside it)")
+    r.add_argument("--encoder", default="e5-small")
+    r.set_defaults(func=_cmd_report)
 
     c = sub.add_parser("check-corpus", help="validate the labelled corpus and its label minimums")
     c.add_argument("files", type=Path, nargs="*")

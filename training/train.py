@@ -20,6 +20,7 @@ from triage.bundle import save_bundle, set_current
 from triage.cases import CaseIndex
 from triage.config import TrainConfig
 from triage.encoder.base import Encoder
+from triage.encoder.cache import EmbeddingCache
 from triage.errors import DataError
 from triage.features import FeatureBuilder
 from triage.heads import Head
@@ -75,14 +76,14 @@ class Progress:
             import sys
             print(f"[train] {message}", file=sys.stderr, flush=True)
 
-    def encode(self, encoder: Encoder, texts: list[str], kind: str, batch: int = 64) -> np.ndarray:
+    def encode(self, cache: EmbeddingCache, texts: list[str], kind: str) -> np.ndarray:
+        """Encode through the content-hash cache: only texts not seen before are encoded."""
         if not texts:
-            return np.zeros((0, encoder.dim), np.float32)
-        chunks = [texts[i:i + batch] for i in range(0, len(texts), batch)]
-        if self.enabled:
-            from tqdm import tqdm
-            chunks = tqdm(chunks, desc=f"encoding {kind}s", unit="batch")
-        return np.concatenate([encoder.encode(c, kind) for c in chunks])
+            return np.zeros((0, cache.dim), np.float32)
+        before = cache.misses
+        out = cache.encode(texts, kind, progress=self.enabled)
+        self.step(f"{kind}: {len(texts)} texts, {cache.misses - before} newly encoded")
+        return out
 
 
 @dataclass
@@ -94,7 +95,7 @@ class TrainResult:
 
 def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path], out: Path,
                  config: TrainConfig | None = None, lexicon_dir: Path | None = None,
-                 make_current: bool = True, progress: bool = True) -> TrainResult:
+                 make_current: bool = True, progress: bool = True, cache_dir: Path | None = None) -> TrainResult:
     config = config or TrainConfig()
     prog = Progress(progress)
     t0 = time.perf_counter()
@@ -106,8 +107,9 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path], 
     texts = [r["text"] for r in records]
 
     prog.step(f"{len(records)} labelled records, {len(case_records)} knowledge-base cases")
-    emb = prog.encode(encoder, texts, "query")
-    case_emb = prog.encode(encoder, [c["text"] for c in case_records], "passage")
+    cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder, cache_dir)
+    emb = prog.encode(cache, texts, "query")
+    case_emb = prog.encode(cache, [c["text"] for c in case_records], "passage")
 
     features = FeatureBuilder(Segmenter(), config.features).fit(texts)
     signals, _, _ = lexicons.signals(texts)
@@ -122,7 +124,7 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path], 
             raise DataError("HEAD_NO_LABELS", f"no record carries a {name!r} label; every head needs labels")
         y = [str(records[i][name]) for i in rows]
         prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)")
-        head = Head(name, config.heads.get(name), seed=config.seed).fit(X[rows], y)
+        head = Head(name, config.heads.get(name), seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y)
         heads[name] = head
         label_counts[name] = head.label_counts_
         metrics[name] = head.cv_metrics_

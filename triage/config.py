@@ -51,6 +51,7 @@ class ReviewThresholds(_Strict):
 
 class TrainConfig(_Strict):
     seed: int = 13
+    n_jobs: int = Field(2, ge=1, le=64)       # parallel cross-validation folds (2 cores here)
     features: FeatureParams = FeatureParams()
     heads: dict[str, HeadParams] = Field(default_factory=lambda: {
         "complaint_type": HeadParams(), "severity": HeadParams(),

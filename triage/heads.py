@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -51,14 +52,21 @@ def _logits(model: LogisticRegression, X) -> NDArray:
     return d
 
 
+def _fit_fold(model: LogisticRegression, X_train, y_train, X_test) -> tuple[NDArray, NDArray]:
+    model.fit(X_train, y_train)
+    return model.classes_, _logits(model, X_test)
+
+
 class Head:
     """One labelled target (``complaint_type``, ``severity``, ``emotion``, ``intensity``…)."""
 
-    def __init__(self, name: str, params: HeadParams | None = None, seed: int = 13, folds: int = 5) -> None:
+    def __init__(self, name: str, params: HeadParams | None = None, seed: int = 13, folds: int = 5,
+                 n_jobs: int = 1) -> None:
         self.name = name
         self.params = params or HeadParams()
         self.seed = seed
         self.folds = folds
+        self.n_jobs = n_jobs      # folds fitted in parallel processes; results do not depend on it
 
     def _model(self) -> LogisticRegression:
         p = self.params
@@ -84,10 +92,11 @@ class Head:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
                 splits = list(skf.split(np.zeros(len(y)), y_idx))
-            for tr, te in splits:
-                m = self._model().fit(X[tr], y_idx[tr])
-                oof[np.ix_(te, m.classes_)] = _logits(m, X[te])
-                missing = np.setdiff1d(np.arange(len(classes)), m.classes_)
+            fitted = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_fold)(self._model(), X[tr], y_idx[tr], X[te]) for tr, te in splits)
+            for (_, te), (fold_classes, logits) in zip(splits, fitted):
+                oof[np.ix_(te, fold_classes)] = logits
+                missing = np.setdiff1d(np.arange(len(classes)), fold_classes)
                 oof[np.ix_(te, missing)] = -1e4
             self.temperature_ = self._fit_temperature(oof, y_idx)
             proba = _softmax(oof / self.temperature_)

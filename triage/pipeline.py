@@ -51,12 +51,24 @@ class TriageModel:
             raise InputError("TRIAGE_IDS", f"got {len(texts)} texts but {len(ids)} ids")
         if not texts:
             return []
-        emb = self.encoder.encode(texts, "query")            # the one encode of this batch
-        signals, cues, emos = self.lexicons.signals(texts)
-        X = self.features.transform(texts, emb, signals)
+        emb, X, cues, emos = self._featurise(texts)
         probs = {name: head.predict_proba(X) for name, head in self.heads.items()}
         hits = self.cases.search(emb, self.config.similar_k, self.config.similar_min_score)
         return [self._answer(i, texts[i], ids[i], X, probs, cues[i], emos[i], hits[i]) for i in range(len(texts))]
+
+    def _featurise(self, texts: list[str]):
+        emb = self.encoder.encode(texts, "query")            # the one encode of this batch
+        signals, cues, emos = self.lexicons.signals(texts)
+        return emb, self.features.transform(texts, emb, signals), cues, emos
+
+    def predict_proba(self, texts: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Per head, ``(classes, (n, n_classes) calibrated probabilities)`` — for evaluation,
+        without the decision rule, evidence or similar cases."""
+        texts = [validate_text(t, self.max_chars, f"texts[{i}]") for i, t in enumerate(texts)]
+        if not texts:
+            return {n: ([str(c) for c in h.classes_], np.zeros((0, len(h.classes_)))) for n, h in self.heads.items()}
+        _, X, _, _ = self._featurise(texts)
+        return {n: ([str(c) for c in h.classes_], h.predict_proba(X)) for n, h in self.heads.items()}
 
     def _answer(self, i, text, id_, X, probs, cues, emos, hits) -> dict:
         cfg = self.config
