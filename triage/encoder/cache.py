@@ -91,6 +91,7 @@ class EmbeddingCache:
         keys = [_key(kind, t) for t in texts]
         with self._lock:
             missing = list({k: t for k, t in zip(keys, texts) if k not in self._index}.items())
+            missing.sort(key=lambda kt: len(kt[1]))     # similar lengths share a chunk: less padding
             self.misses += len(missing)
             self.hits += len(texts) - len(missing)
             if missing:
