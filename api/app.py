@@ -8,7 +8,7 @@ from typing import Callable
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import meta, triage
+from api.routes import cases, meta, triage
 from api.settings import Settings
 from triage.pipeline import TriageModel
 
@@ -34,6 +34,26 @@ def load_model(settings: Settings) -> TriageModel:
     return load_bundle(bundle, encoder, max_chars=settings.max_text_chars)
 
 
+def open_knowledge_base(settings: Settings, model: TriageModel):
+    """Open the case database. An empty database is seeded with the bundle's cases; otherwise
+    the database is the source of truth and the index is rebuilt from it."""
+    from triage.store import CaseStore
+
+    store = CaseStore(settings.database_url, model.encoder.dim)
+    if store.count() == 0:
+        cases, emb = model.cases.snapshot()
+        if cases:
+            store.upsert(cases, emb)
+            log.info("seeded the knowledge base with the bundle's %d cases", len(cases))
+    else:
+        from triage.retrieval import HybridIndex
+
+        index = HybridIndex(model.cases.segmenter, model.cases.dim, model.cases.params)
+        index.upsert(*store.load_all())
+        model.cases = index
+    return store
+
+
 def create_app(settings: Settings | None = None,
                loader: Callable[[Settings], TriageModel] | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -41,10 +61,13 @@ def create_app(settings: Settings | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.model = loader(settings)
-        log.info("serving bundle %s", app.state.model.version)
+        model = loader(settings)
+        app.state.store = open_knowledge_base(settings, model)
+        app.state.model = model
+        log.info("serving bundle %s with %d knowledge-base cases", model.version, len(model.cases))
         yield
         app.state.model = None
+        app.state.store = None
 
     app = FastAPI(title="Complaint triage service", version="0.1.0", lifespan=lifespan,
                   description="Grades Chinese customer complaints: type, severity (一般/重点/危机), "
@@ -54,4 +77,5 @@ def create_app(settings: Settings | None = None,
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(triage.router)
+    app.include_router(cases.router)
     return app

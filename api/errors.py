@@ -48,7 +48,9 @@ def install(app: FastAPI) -> None:
         code = {"missing": "FIELD_MISSING", "string_type": "FIELD_NOT_STRING", "too_long": "TOO_MANY_ITEMS",
                 "too_short": "TOO_FEW_ITEMS", "extra_forbidden": "UNKNOWN_FIELD",
                 "model_attributes_type": "BODY_NOT_OBJECT", "dict_type": "BODY_NOT_OBJECT",
-                "list_type": "FIELD_NOT_LIST"}.get(first.get("type"), "INVALID_REQUEST")
+                "list_type": "FIELD_NOT_LIST", "literal_error": "INVALID_VALUE",
+                "string_pattern_mismatch": "INVALID_VALUE", "date_from_datetime_parsing": "INVALID_VALUE",
+                "int_parsing": "INVALID_VALUE", "greater_than_equal": "INVALID_VALUE", "less_than_equal": "INVALID_VALUE"}.get(first.get("type"), "INVALID_REQUEST")
         if code == "INVALID_REQUEST" and first.get("type") == "value_error":
             code = "TEXT_EMPTY"
         return JSONResponse(_body(code, f"{where}: {first.get('msg', 'invalid request')}", details), status_code=422)

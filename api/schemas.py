@@ -1,7 +1,12 @@
 """Request and response schemas (separate from the library's internal objects)."""
 from __future__ import annotations
 
+import datetime
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from triage.retrieval import Filters
 
 MAX_BATCH = 64
 
@@ -14,6 +19,12 @@ class TriageRequest(BaseModel):
     id: StrictStr | None = Field(None, max_length=200)
     channel: StrictStr | None = Field(None, max_length=50)
     customer_id: StrictStr | None = Field(None, max_length=200)
+    customer_name: StrictStr | None = Field(None, max_length=100, description="fills {customer_name} in the reply draft")
+    order_id: StrictStr | None = Field(None, max_length=200, description="fills {order_id} in the reply draft")
+    product: StrictStr | None = Field(None, max_length=200, description="fills {product} in the reply draft")
+
+    def context(self) -> dict:
+        return {"customer_name": self.customer_name, "order_id": self.order_id, "product": self.product}
 
     @field_validator("text")
     @classmethod
@@ -85,3 +96,57 @@ class ErrorResponse(BaseModel):
     code: str
     message: str
     details: list | None = None
+
+
+class CaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case_id: StrictStr = Field(..., min_length=1, max_length=200, pattern=r"^[^/\s]+$")
+    text: StrictStr
+    complaint_type: StrictStr | None = Field(None, max_length=100)
+    severity: Literal["一般", "重点", "危机"] | None = None
+    finding: StrictStr | None = None
+    resolution: StrictStr | None = None
+    response: StrictStr | None = None
+    outcome: Literal["satisfied", "not_satisfied", "complained_again"] | None = None
+    industry: StrictStr | None = Field(None, max_length=100)
+    metadata: dict[str, Any] | None = None
+    date: datetime.date | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must contain at least one non-space character")
+        return v
+
+
+class CasesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cases: list[CaseIn] = Field(..., min_length=1, max_length=500, description="1 to 500 cases to add or update")
+
+
+class CasesResponse(BaseModel):
+    created: int
+    updated: int
+    case_ids: list[str]
+    total: int
+
+
+class SimilarRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: StrictStr
+    k: int = Field(5, ge=1, le=50)
+    filters: Filters | None = None
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must contain at least one non-space character")
+        return v
+
+
+class SimilarResponse(BaseModel):
+    hits: list[dict]
+    suggested_response: dict

@@ -18,3 +18,5 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(5000, ge=1, le=100_000)
     max_batch: int = Field(64, ge=1, le=1024)
     train_if_missing: bool = True              # no bundle yet: train the default one at start-up
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'triage.db'}"   # knowledge base (cases)
+    max_cases_per_call: int = Field(500, ge=1, le=10_000)

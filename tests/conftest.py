@@ -23,6 +23,12 @@ def _subset(files: list[Path], per_file: int) -> list[dict]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _private_database(tmp_path, monkeypatch):
+    """Every test gets its own knowledge-base database (never the project's var/)."""
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'kb.db'}")
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> tuple[Path, Path]:
     """(complaints.jsonl, cases.jsonl): 40 records from each of five corpus slices, 30 cases from each KB file."""

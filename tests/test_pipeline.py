@@ -70,8 +70,18 @@ def test_a_bare_string_is_refused(model):
         model.triage("刹车失灵")
 
 
-def test_similar_cases_carry_resolutions(model):
-    r = model.triage(["快递显示签收了但我没收到包裹"])[0]
-    for hit in r["similar_cases"]:
-        assert {"case_id", "text", "score"} <= set(hit)
-        assert hit["score"] >= model.config.similar_min_score
+def test_similar_cases_carry_resolutions_and_a_reply_draft(model):
+    case, _ = model.cases.snapshot()
+    target = case[0]
+    r = model.triage([target["text"]], contexts=[{"customer_name": "王女士"}])[0]
+    top = r["similar_cases"][0]
+    assert top["case_id"] == target["case_id"] and top["resolution"] == target["resolution"]
+    assert top["dense_score"] >= model.config.similar_min_score and top["matched"]["terms"]
+    draft = r["suggested_response"]
+    assert draft["available"] and draft["based_on"][0] in {h["case_id"] for h in r["similar_cases"]}
+    assert "{customer_name}" not in draft["draft"]
+
+
+def test_nothing_similar_says_so(model):
+    r = model.triage(["zzzz qqqq 1234"])[0]
+    assert r["similar_cases"] == [] and r["suggested_response"]["available"] is False

@@ -37,6 +37,7 @@ from triage.config import TrainConfig
 from triage.encoder.base import Encoder
 from triage.errors import BundleError
 from triage.lexicon import Lexicons
+from triage.retrieval import HybridIndex, RetrievalParams
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +184,11 @@ def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = No
         emb = np.load(bundle / "cases.npy")
     except Exception as exc:  # noqa: BLE001 - hashes matched, so this is an incompatibility
         raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: files match the manifest but cannot be read: {exc}") from exc
+    config = TrainConfig.model_validate(manifest["config"])
+    index = HybridIndex(parts["features"].segmenter, have["dim"], RetrievalParams(min_similarity=config.similar_min_score))
+    index.upsert(cases, emb.astype(np.float32))
     return TriageModel(encoder=encoder, features=parts["features"], heads=parts["heads"],
-                       lexicons=Lexicons(bundle / "lexicons"), cases=CaseIndex.build(cases, emb),
-                       config=TrainConfig.model_validate(manifest["config"]),
+                       lexicons=Lexicons(bundle / "lexicons"), cases=index, config=config,
                        version=manifest["bundle_version"], max_chars=max_chars or DEFAULT_MAX_CHARS,
                        meta={"manifest": manifest})
 

@@ -1,8 +1,7 @@
-"""Similar-case index over the knowledge base: past complaints with their resolutions.
+"""The knowledge-base cases a bundle ships with, and their passage embeddings.
 
-Cases are embedded once as ``passage: `` texts; a complaint's ``query: `` embedding (the same
-vector the heads use) is compared by cosine similarity. Hits below ``min_score`` are not
-returned, so an answer with nothing similar says so instead of suggesting something unrelated.
+Searching them is :mod:`triage.retrieval`'s job; this is the container that is trained,
+saved into a bundle and loaded back.
 """
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from numpy.typing import NDArray
 
 from triage.errors import InputError
 
-CASE_FIELDS = ("case_id", "text", "complaint_type", "severity", "finding", "resolution",
-               "response", "outcome", "industry", "metadata", "date")
+from triage.retrieval import CASE_FIELDS
 
 
 @dataclass
@@ -32,15 +30,3 @@ class CaseIndex:
 
     def __len__(self) -> int:
         return len(self.cases)
-
-    def search(self, queries: NDArray[np.float32], k: int, min_score: float = 0.0) -> list[list[dict]]:
-        """For each query row, up to ``k`` hits ``{case_id, text, resolution, response,
-        outcome, score, …}``, best first."""
-        if not len(self.cases) or k <= 0:
-            return [[] for _ in range(len(queries))]
-        scores = queries @ self.embeddings.T
-        out = []
-        for row in scores:
-            top = np.argsort(-row)[:k]
-            out.append([{**self.cases[j], "score": round(float(row[j]), 4)} for j in top if row[j] >= min_score])
-        return out

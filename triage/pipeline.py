@@ -1,7 +1,7 @@
 """The triage model: one encode per batch, four heads, the cue layer and similar cases.
 
 ``TriageModel`` is composed, not subclassed: an encoder, a fitted :class:`FeatureBuilder`,
-one :class:`Head` per target, the :class:`Lexicons`, a :class:`CaseIndex` and the config.
+one :class:`Head` per target, the :class:`Lexicons`, a :class:`HybridIndex` and the config.
 ``triage(["刹车突然失灵，差点撞上前车"])`` returns one answer dict per text, in order.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from triage.cases import CaseIndex
+from triage.retrieval import HybridIndex
 from triage.config import TrainConfig
 from triage.encoder.base import Encoder
 from triage.errors import InputError
@@ -20,6 +20,7 @@ from triage.features import FeatureBuilder
 from triage.heads import Head
 from triage.lexicon import EMOTIONS, GRADES, Lexicons
 from triage.severity import decide
+from triage.suggest import suggest_response
 from triage.text import normalise, validate_text
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,18 @@ class TriageModel:
     features: FeatureBuilder
     heads: dict[str, Head]
     lexicons: Lexicons
-    cases: CaseIndex
+    cases: HybridIndex
     config: TrainConfig
     version: str = "unversioned"
     max_chars: int = DEFAULT_MAX_CHARS
     meta: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ predict
-    def triage(self, texts: Sequence[str], ids: Sequence[str | None] | None = None) -> list[dict]:
-        """Grade a batch. Raises :class:`InputError` for an empty or over-long text."""
+    def triage(self, texts: Sequence[str], ids: Sequence[str | None] | None = None,
+               contexts: Sequence[dict | None] | None = None) -> list[dict]:
+        """Grade a batch. ``contexts`` (optional, one per text) may give ``customer_name``,
+        ``order_id`` and ``product`` for the reply draft. Raises :class:`InputError` for an
+        empty or over-long text."""
         if isinstance(texts, str):
             raise InputError("TRIAGE_EXPECTS_LIST", "triage() takes a list of texts, got a single str")
         texts = [validate_text(t, self.max_chars, f"texts[{i}]") for i, t in enumerate(texts)]
@@ -53,8 +57,14 @@ class TriageModel:
             return []
         emb, X, cues, emos = self._featurise(texts)
         probs = {name: head.predict_proba(X) for name, head in self.heads.items()}
-        hits = self.cases.search(emb, self.config.similar_k, self.config.similar_min_score)
-        return [self._answer(i, texts[i], ids[i], X, probs, cues[i], emos[i], hits[i]) for i in range(len(texts))]
+        contexts = list(contexts) if contexts is not None else [None] * len(texts)
+        answers = []
+        for i, text in enumerate(texts):
+            hits = self.cases.search(text, emb[i], self.config.similar_k)
+            answer = self._answer(i, text, ids[i], X, probs, cues[i], emos[i], hits)
+            answer["suggested_response"] = suggest_response(hits, contexts[i])
+            answers.append(answer)
+        return answers
 
     def _featurise(self, texts: list[str]):
         emb = self.encoder.encode(texts, "query")            # the one encode of this batch

@@ -17,7 +17,7 @@ ERRORS = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"m
              summary="Grade one complaint: type, severity, emotion, intensity, similar cases")
 def triage_one(req: TriageRequest, model: ModelDep, settings: SettingsDep) -> dict:
     validate_text(req.text, settings.max_text_chars)
-    return model.triage([req.text], [req.id])[0]
+    return model.triage([req.text], [req.id], [req.context()])[0]
 
 
 @router.post("/triage/batch", response_model=BatchResponse, responses=ERRORS,
@@ -27,4 +27,5 @@ def triage_batch(req: BatchRequest, model: ModelDep, settings: SettingsDep) -> d
         raise ApiError(422, "TOO_MANY_ITEMS", f"items: at most {settings.max_batch} per call, got {len(req.items)}")
     for i, item in enumerate(req.items):
         validate_text(item.text, settings.max_text_chars, f"items[{i}].text")
-    return {"results": model.triage([it.text for it in req.items], [it.id for it in req.items])}
+    return {"results": model.triage([it.text for it in req.items], [it.id for it in req.items],
+                                    [it.context() for it in req.items])}
