@@ -101,3 +101,20 @@ def test_every_shared_file_imports_with_the_readme_row_count(rel, config, expect
     assert report.kept + sum(report.dropped.values()) == report.read
     assert report.kept >= 0.9 * expected
     assert all(r["text"].strip() for r in records)
+
+
+def test_import_cases_into_the_database(tmp_path, capsys):
+    from triage.store import CaseStore
+    src = tmp_path / "kb.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "g1", "msg": "小区路灯坏了一个月没人修", "reply": "已通知市政维修，三日内修复", "kind": "其他"},
+        {"id": "g2", "msg": "物业乱收停车费", "reply": "已责令物业退还多收费用", "kind": "价格收费"},
+        {"id": "g3", "msg": ""},
+    ]) + "\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'kb.db'}"
+    rc = training_main(["import-cases", str(src), "--map", "text=msg", "--map", "response=reply",
+                        "--map", "complaint_type=kind", "--id-column", "id", "--database-url", url, "--encoder", "hashing-test"])
+    assert rc == 0
+    store = CaseStore(url, 64)
+    assert store.count() == 2 and store.get("g2")["response"] == "已责令物业退还多收费用"
+    assert "dropped 1" in capsys.readouterr().out

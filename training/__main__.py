@@ -1,4 +1,4 @@
-"""``python -m training {train,import,import-shared,report,check-corpus} …`` — see ``--help`` of each command."""
+"""``python -m training {train,import,import-shared,import-cases,report,check-corpus} …`` — see ``--help`` of each command."""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +36,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
                                     write_jsonl)
 
     base = load_import_config(args.config) if args.config else None
-    cfg = config_from_flags(base, args.map or [], args.labels or [], args.format, args.no_header, args.columns)
+    cfg = config_from_flags(base, args.map or [], args.labels or [], args.format, args.no_header, args.columns,
+                            args.id_column)
     records, report = import_file(args.input, cfg)
     print_report(report)
     if not records:
@@ -68,6 +69,33 @@ def _cmd_import_shared(args: argparse.Namespace) -> int:
     (args.out / "import_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"{len(SHARED_FILES)} files imported into {args.out}; {mismatches} row-count mismatches")
     return 1 if mismatches else 0
+
+
+def _cmd_import_cases(args: argparse.Namespace) -> int:
+    from api.settings import Settings
+    from triage.encoder import get_encoder
+    from triage.encoder.cache import EmbeddingCache
+    from triage.store import CaseStore
+    from training.importers import config_from_flags, import_file, load_import_config, print_report
+
+    base = load_import_config(args.config) if args.config else None
+    cfg = config_from_flags(base, args.map or [], args.labels or [], args.format, args.no_header, args.columns,
+                            args.id_column)
+    records, report = import_file(args.input, cfg)
+    print_report(report)
+    if not records:
+        print("error: no record was kept; nothing written", file=sys.stderr)
+        return 1
+    cases = [{**{k: v for k, v in r.items() if k not in ("id", "source")}, "case_id": r["id"]} for r in records]
+    encoder = EmbeddingCache(get_encoder(args.encoder))
+    emb = encoder.encode([c["text"] for c in cases], "passage", progress=True)
+    url = args.database_url or Settings().database_url
+    store = CaseStore(url, encoder.dim)
+    for i in range(0, len(cases), 500):
+        store.upsert(cases[i:i + 500], emb[i:i + 500])
+    print(f"stored {len(cases)} cases in {url} ({store.count()} in all); a running service picks them up "
+          "on restart (POST /v1/cases adds cases live)")
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -112,12 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", choices=["csv", "jsonl", "json", "xlsx"])
     i.add_argument("--no-header", action="store_true", help="the CSV has no header row (give --columns)")
     i.add_argument("--columns", help="column names for a header-less CSV, comma-separated")
+    i.add_argument("--id-column", help="source column holding record ids (default: row numbers)")
     i.set_defaults(func=_cmd_import)
 
     s = sub.add_parser("import-shared", help="import every labelled file of ../shared/data with its built-in config")
     s.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
     s.add_argument("--out", type=Path, default=Path("var/imported"), help="output folder (git-ignored var/)")
     s.set_defaults(func=_cmd_import_shared)
+
+    k = sub.add_parser("import-cases", help="bulk-load knowledge-base cases from a file into the database")
+    k.add_argument("input", type=Path)
+    k.add_argument("--config", help="import config JSON file or built-in name; map text, resolution, response, …")
+    k.add_argument("--map", action="append", metavar="FIELD=COLUMN")
+    k.add_argument("--labels", action="append", metavar="FIELD:SRC=DST,…")
+    k.add_argument("--format", choices=["csv", "jsonl", "json", "xlsx"])
+    k.add_argument("--no-header", action="store_true")
+    k.add_argument("--columns")
+    k.add_argument("--id-column", help="source column holding case ids (default: row numbers)")
+    k.add_argument("--database-url", help="default: TRIAGE_DATABASE_URL or sqlite:///var/triage.db")
+    k.add_argument("--encoder", default="e5-small")
+    k.set_defaults(func=_cmd_import_cases)
 
     r = sub.add_parser("report", help="evaluate a bundle's complaint types on real data in ../shared/data")
     r.add_argument("--bundle", type=Path, help="default: models/CURRENT")

@@ -265,7 +265,8 @@ def write_jsonl(records: list[dict], path: str | Path) -> None:
 
 
 def config_from_flags(base: ImportConfig | None, maps: list[str], labels: list[str],
-                      fmt: str | None, no_header: bool, columns: str | None) -> ImportConfig:
+                      fmt: str | None, no_header: bool, columns: str | None,
+                      id_column: str | None = None) -> ImportConfig:
     """Merge command-line flags into a config: ``--map text=review``,
     ``--labels complaint_type:0=催收骚扰,1=其他``, ``--columns text,label --no-header``."""
     data = base.model_dump() if base else {"fields": {}}
@@ -290,6 +291,8 @@ def config_from_flags(base: ImportConfig | None, maps: list[str], labels: list[s
         data["header"] = False
     if columns:
         data["columns"] = [c.strip() for c in columns.split(",")]
+    if id_column:
+        data["id_column"] = id_column
     try:
         return ImportConfig.model_validate(data)
     except ValidationError as exc:
