@@ -74,11 +74,20 @@ def test_filters(client, filters, expected):
 
 
 def test_satisfied_outcome_ranks_above_repeat_complaint(client, tiny_bundle, test_encoder):
-    twin = {**CASES[1], "case_id": "k2b", "text": CASES[1]["text"] + "。", "outcome": "satisfied"}
-    client.post("/v1/cases", json={"cases": [CASES[1], twin]})
-    hits = client.post("/v1/similar", json={"text": CASES[1]["text"], "k": 5}).json()["hits"]
-    # the two are near duplicates: one hit, the satisfied one, with the other folded in
-    assert hits[0]["case_id"] == "k2b" and hits[0]["duplicates"] == ["k2"]
+    # two cases equally similar to the query (each differs from it by one character)
+    worse = {**CASES[1], "text": CASES[1]["text"] + "。", "outcome": "complained_again"}
+    better = {**CASES[1], "case_id": "k2b", "text": CASES[1]["text"] + "，", "outcome": "satisfied"}
+    client.post("/v1/cases", json={"cases": [worse, better]})
+    hits = client.post("/v1/similar", json={"text": CASES[1]["text"] + "；", "k": 5}).json()["hits"]
+    assert [h["case_id"] for h in hits[:2]] == ["k2b", "k2"]
+
+
+def test_near_duplicates_are_collapsed(client):
+    copy = {**CASES[2], "case_id": "k3copy", "text": " " + CASES[2]["text"].replace("包裹", "包裹 ")}
+    client.post("/v1/cases", json={"cases": [CASES[2], copy]})
+    hits = client.post("/v1/similar", json={"text": CASES[2]["text"], "k": 5}).json()["hits"]
+    assert [h["case_id"] for h in hits].count("k3") + [h["case_id"] for h in hits].count("k3copy") == 1
+    assert hits[0].get("duplicates") in (["k3"], ["k3copy"])
 
 
 def test_cases_survive_a_restart(app_factory):

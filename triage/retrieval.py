@@ -4,10 +4,18 @@ Scoring, per query:
 
 1. **Candidates**: among the cases that pass the filters, the ``candidates`` best by dense
    cosine (complaint ``query:`` vector against case ``passage:`` vectors) and the
-   ``candidates`` best by BM25 (bm25s over jieba tokens of the normalised text).
+   ``candidates`` best by BM25 (Lucene-style BM25 over jieba tokens of the normalised text, kept
+   as a sparse term × case matrix). Above ``exact_below`` cases the dense scan is two-stage:
+   a first pass over the vectors projected on their top ``reduced_dims`` principal directions,
+   then the best ``rerank`` rows rescored exactly — the full 384-d scan is memory-bound
+   (about 8 ms for 100k cases on 2 cores) and the projection cuts it to about 2.5 ms.
 2. **Fusion**: reciprocal rank, ``w_dense / (rrf_k + rank_dense) + w_bm25 / (rrf_k + rank_bm25)``.
-3. **Outcome boost**: the fused score is multiplied by ``1 + outcome_boost[outcome]``, so a
-   resolution that satisfied the customer ranks above one that led to a repeat complaint.
+3. **Outcome boost**: the fused score is multiplied by ``1 + outcome_boost[outcome]``, so among
+   cases that are about equally similar, a resolution that satisfied the customer ranks above
+   one that led to a repeat complaint. Reciprocal-rank scores of neighbouring ranks differ by
+   about 1.6 %, so the default ±0.5 % reorders near-ties (about one rank) and never lets a
+   weak match with a good outcome overtake a clearly better match; raise it to favour
+   outcomes more.
 4. **Relevance floor**: a hit whose dense cosine is below ``min_similarity`` is not returned
    (in every mode), so "nothing similar" is an empty list, not an unrelated case.
 5. **Near duplicates** are collapsed: a hit whose text is the same after normalisation, or
@@ -46,9 +54,14 @@ class RetrievalParams(BaseModel):
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     outcome_boost: dict[str, float] = Field(default_factory=lambda: {
-        "satisfied": 0.10, "not_satisfied": 0.0, "complained_again": -0.10})
+        "satisfied": 0.005, "not_satisfied": 0.0, "complained_again": -0.005})
     min_similarity: float = Field(0.80, ge=-1, le=1)
     duplicate_cosine: float = Field(0.97, gt=0, le=1)
+    bm25_k1: float = Field(1.5, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    exact_below: int = Field(20_000, ge=0)        # below this many cases the dense scan is exact
+    reduced_dims: int = Field(128, ge=8)           # above it: a first pass in this many dimensions…
+    rerank: int = Field(1000, ge=10)               # …then this many rows rescored exactly
 
 
 class Filters(BaseModel):
@@ -88,8 +101,8 @@ class HybridIndex:
         self._dates = np.zeros(0, dtype=np.int64)
         self._alive = np.zeros(0, dtype=bool)
         self._fields: dict[str, np.ndarray] = {}      # complaint_type/severity/industry per row
-        self._bm25 = None
-        self._bm25_rows = np.zeros(0, dtype=np.int64)
+        self._lexical = None             # (vocabulary, term × row BM25 weights), built lazily
+        self._reduced = None             # (basis, projected vectors), built lazily
 
     # ------------------------------------------------------------------ updates
     def __len__(self) -> int:
@@ -128,7 +141,7 @@ class HybridIndex:
             if new_rows:
                 self._emb = np.concatenate([self._emb, np.asarray(new_rows, dtype=np.float32)])
             self._refresh_arrays()
-            self._bm25 = None                          # rebuilt on the next search
+            self._lexical = self._reduced = None        # rebuilt on the next search
         return created, updated
 
     def remove(self, case_id: str) -> bool:
@@ -140,7 +153,7 @@ class HybridIndex:
             self._tokens[row] = []
             self._emb[row] = 0.0
             self._alive[row] = False
-            self._bm25 = None
+            self._lexical = self._reduced = None
             return True
 
     def _refresh_arrays(self) -> None:
@@ -149,16 +162,68 @@ class HybridIndex:
         self._fields = {key: np.array([(c or {}).get(key) or "" for c in self._cases], dtype=object)
                         for key in ("complaint_type", "severity", "industry")}
 
-    def _bm25_index(self):
-        if self._bm25 is None:
-            import bm25s
+    def _lexical_index(self):
+        """Vocabulary and a CSR matrix of BM25 weights, one row per term, one column per row."""
+        if self._lexical is None:
+            import scipy.sparse as sp
 
-            rows = np.array([r for r, c in enumerate(self._cases) if c is not None], dtype=np.int64)
-            model = bm25s.BM25()
-            if len(rows):
-                model.index([self._tokens[r] or ["<empty>"] for r in rows], show_progress=False)
-            self._bm25, self._bm25_rows = model, rows
-        return self._bm25
+            p = self.params
+            vocab: dict[str, int] = {}
+            rows, cols, tfs = [], [], []
+            lengths = np.zeros(len(self._cases), dtype=np.float64)
+            for r, toks in enumerate(self._tokens):
+                if self._cases[r] is None:
+                    continue
+                lengths[r] = len(toks)
+                counts: dict[int, int] = {}
+                for t in toks:
+                    term = vocab.setdefault(t, len(vocab))
+                    counts[term] = counts.get(term, 0) + 1
+                rows += counts.keys()
+                cols += [r] * len(counts)
+                tfs += counts.values()
+            n_docs = max(int(self._alive.sum()), 1)
+            avgdl = max(lengths[self._alive].mean() if self._alive.any() else 1.0, 1e-9)
+            rows_a, cols_a, tf = np.asarray(rows), np.asarray(cols), np.asarray(tfs, dtype=np.float64)
+            df = np.bincount(rows_a, minlength=len(vocab)) if len(rows_a) else np.zeros(len(vocab))
+            idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+            norm = p.bm25_k1 * (1.0 - p.bm25_b + p.bm25_b * lengths[cols_a] / avgdl) if len(cols_a) else tf
+            weights = idf[rows_a] * tf * (p.bm25_k1 + 1.0) / (tf + norm) if len(rows_a) else tf
+            matrix = sp.csr_matrix((weights.astype(np.float32), (rows_a, cols_a)),
+                                   shape=(len(vocab), len(self._cases)))
+            self._lexical = (vocab, matrix)
+        return self._lexical
+
+    def _bm25_scores(self, tokens: list[str]) -> NDArray[np.float32]:
+        vocab, matrix = self._lexical_index()
+        ids = sorted({vocab[t] for t in tokens if t in vocab})
+        if not ids:
+            return np.zeros(len(self._cases), dtype=np.float32)
+        return np.asarray(matrix[ids].sum(axis=0)).ravel().astype(np.float32)
+
+    def _dense_candidates(self, vector: NDArray[np.float32],
+                          mask: NDArray[np.bool_] | None) -> tuple[NDArray[np.int64], NDArray]:
+        """Rows of the best ``candidates`` dense matches among ``mask`` (None: every row), best
+        first, with their scores."""
+        p = self.params
+
+        def masked(scores: NDArray) -> NDArray:
+            return scores if mask is None else np.where(mask, scores, -np.inf)
+
+        if len(self._cases) < p.exact_below:
+            scores = masked(self._emb @ vector)
+            top = _top(scores, p.candidates, all_finite=mask is None)
+            return top, scores[top]
+        if self._reduced is None:
+            live = self._emb[self._alive]
+            sample = live[np.linspace(0, len(live) - 1, min(len(live), 20_000)).astype(int)]
+            basis = np.linalg.svd(sample, full_matrices=False)[2][:p.reduced_dims].T.astype(np.float32)
+            self._reduced = (basis, np.ascontiguousarray(self._emb @ basis))
+        basis, projected = self._reduced
+        first = _top(masked(projected @ (vector @ basis)), max(p.rerank, p.candidates), all_finite=mask is None)
+        exact = self._emb[first] @ vector
+        order = np.argsort(-exact, kind="stable")[:p.candidates]
+        return first[order], exact[order]
 
     # ------------------------------------------------------------------ search
     def _mask(self, filters: Filters | None) -> NDArray[np.bool_]:
@@ -192,23 +257,27 @@ class HybridIndex:
             mask = self._mask(filters)
             if not mask.any():
                 return []
-            dense = self._emb @ vector.astype(np.float32)
-            fused = np.zeros(len(self._cases), dtype=np.float64)
-            bm25_scores = np.zeros(len(self._cases), dtype=np.float32)
+            dense_mask = None if mask.all() else mask        # fast path: nothing to exclude
+            vector = vector.astype(np.float32)
+            fused: dict[int, float] = {}
+            bm25_scores = None
             if mode in ("hybrid", "dense"):
-                d = np.where(mask, dense, -np.inf)
-                top = _top(d, p.candidates)
-                fused[top] += p.dense_weight / (p.rrf_k + np.arange(1, len(top) + 1))
+                rows_d, scores_d = self._dense_candidates(vector, dense_mask)
+                for r, rank in zip(rows_d.tolist(), _ranks(scores_d).tolist()):
+                    fused[r] = fused.get(r, 0.0) + p.dense_weight / (p.rrf_k + rank)
             if mode in ("hybrid", "bm25"):
-                model = self._bm25_index()
-                if len(self._bm25_rows) and q_tokens:
-                    bm25_scores[self._bm25_rows] = model.get_scores(q_tokens)
-                b = np.where(mask & (bm25_scores > 0), bm25_scores, -np.inf)
-                top = _top(b, p.candidates)
-                fused[top] += p.bm25_weight / (p.rrf_k + np.arange(1, len(top) + 1))
-            rows = np.flatnonzero((fused > 0) & (dense >= p.min_similarity))
+                bm25_scores = self._bm25_scores(q_tokens)
+                hit = np.flatnonzero(bm25_scores > 0 if dense_mask is None else mask & (bm25_scores > 0))
+                top_b = hit[_top(bm25_scores[hit], p.candidates, all_finite=True)]
+                for r, rank in zip(top_b.tolist(), _ranks(bm25_scores[top_b]).tolist()):
+                    fused[r] = fused.get(r, 0.0) + p.bm25_weight / (p.rrf_k + rank)
+            if not fused:
+                return []
+            rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
+            dense = dict(zip(rows.tolist(), (self._emb[rows] @ vector).tolist()))
+            rows = rows[np.array([dense[r] >= p.min_similarity for r in rows.tolist()], dtype=bool)]
             boost = np.array([1.0 + p.outcome_boost.get(self._cases[r].get("outcome", ""), 0.0) for r in rows])
-            final = fused[rows] * boost
+            final = np.array([fused[r] for r in rows.tolist()]) * boost
             order = rows[np.argsort(-final, kind="stable")]
             final_by_row = dict(zip(rows.tolist(), final.tolist()))
             hits: list[dict] = []
@@ -222,7 +291,8 @@ class HybridIndex:
                     continue
                 matched = sorted(q_set & set(self._tokens[r]), key=len, reverse=True)
                 hits.append({**self._cases[r], "score": round(final_by_row[int(r)], 6),
-                             "dense_score": round(float(dense[r]), 4), "bm25_score": round(float(bm25_scores[r]), 4),
+                             "dense_score": round(dense[int(r)], 4),
+                             "bm25_score": round(float(bm25_scores[r]), 4) if bm25_scores is not None else None,
                              "matched": {"terms": [t for t in matched if len(t.strip()) > 1][:10]}})
                 kept.append(int(r))
                 if len(hits) >= k:
@@ -236,12 +306,18 @@ class HybridIndex:
             return [dict(self._cases[r]) for r in rows], self._emb[rows].copy()
 
 
-def _top(scores: NDArray, n: int) -> NDArray[np.int64]:
-    """Indices of the ``n`` largest finite scores, best first."""
-    finite = np.isfinite(scores)
-    count = int(finite.sum())
+def _ranks(sorted_scores: NDArray) -> NDArray[np.int64]:
+    """Competition ranks (1, 2, 2, 4…) of scores sorted best first: equal scores (to 1e-6) share
+    a rank, so a tie stays a tie after fusion and the outcome boost can order it."""
+    keys = -np.round(sorted_scores.astype(np.float64), 6)
+    return np.searchsorted(keys, keys, side="left") + 1
+
+
+def _top(scores: NDArray, n: int, all_finite: bool = False) -> NDArray[np.int64]:
+    """Indices of the ``n`` largest finite scores, best first (``all_finite`` skips the check)."""
+    count = len(scores) if all_finite else int(np.isfinite(scores).sum())
     if count == 0:
         return np.zeros(0, dtype=np.int64)
     n = min(n, count)
-    idx = np.argpartition(-np.where(finite, scores, -np.inf), n - 1)[:n]
+    idx = np.argpartition(-scores, n - 1)[:n]          # -inf sorts last, so masked rows lose
     return idx[np.argsort(-scores[idx], kind="stable")]
