@@ -2,20 +2,31 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
 from triage.retrieval import Filters
 
 MAX_BATCH = 64
 
 
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("text must contain at least one non-space character")
+    return v
+
+
+# A complaint or case text: a string with at least one non-space character (length limits are
+# settings, checked in the routes).
+Text = Annotated[StrictStr, AfterValidator(_not_blank)]
+
+
 class TriageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"text": "刹车突然失灵，差点撞上前车，4S店说检测不出问题", "id": "T-1001", "channel": "phone"}]})
 
-    text: StrictStr = Field(..., description="the complaint text (non-empty; at most TRIAGE_MAX_TEXT_CHARS)")
+    text: Text = Field(..., description="the complaint text (non-empty; at most TRIAGE_MAX_TEXT_CHARS)")
     id: StrictStr | None = Field(None, max_length=200)
     channel: StrictStr | None = Field(None, max_length=50)
     customer_id: StrictStr | None = Field(None, max_length=200)
@@ -25,13 +36,6 @@ class TriageRequest(BaseModel):
 
     def context(self) -> dict:
         return {"customer_name": self.customer_name, "order_id": self.order_id, "product": self.product}
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text must contain at least one non-space character")
-        return v
 
 
 class BatchRequest(BaseModel):
@@ -101,7 +105,7 @@ class ErrorResponse(BaseModel):
 class CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case_id: StrictStr = Field(..., min_length=1, max_length=200, pattern=r"^[^/\s]+$")
-    text: StrictStr
+    text: Text
     complaint_type: StrictStr | None = Field(None, max_length=100)
     severity: Literal["一般", "重点", "危机"] | None = None
     finding: StrictStr | None = None
@@ -111,13 +115,6 @@ class CaseIn(BaseModel):
     industry: StrictStr | None = Field(None, max_length=100)
     metadata: dict[str, Any] | None = None
     date: datetime.date | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text must contain at least one non-space character")
-        return v
 
 
 class CasesRequest(BaseModel):
@@ -134,17 +131,10 @@ class CasesResponse(BaseModel):
 
 class SimilarRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: StrictStr
+    text: Text
     k: int = Field(5, ge=1, le=50)
     filters: Filters | None = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text must contain at least one non-space character")
-        return v
 
 
 class SimilarResponse(BaseModel):

@@ -18,14 +18,11 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._service import ROOT, running_service
 
 
 def corpus_texts(n: int, seed: int) -> list[str]:
@@ -33,12 +30,6 @@ def corpus_texts(n: int, seed: int) -> list[str]:
              for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
     random.Random(seed).shuffle(texts)
     return texts[:n]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -56,41 +47,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import httpx
     texts = corpus_texts(args.n, args.seed)
-    port = free_port()
-    cmd = [sys.executable, "-m", "api", "--port", str(port), "--log-level", "warning"]
-    if args.bundle:
-        cmd += ["--bundle", str(args.bundle)]
-    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=120) as client:
-            deadline = time.time() + 600
-            while True:
-                try:
-                    if client.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.time() > deadline:
-                    raise SystemExit("the service did not become ready")
-                time.sleep(0.5)
-            version = client.get(f"{base}/v1/model").json()["model_version"]
-            for t in texts[:5]:                                     # warm-up
-                client.post(f"{base}/v1/triage", json={"text": t})
-            single = []
-            for t in texts:
-                t0 = time.perf_counter()
-                r = client.post(f"{base}/v1/triage", json={"text": t})
-                single.append(time.perf_counter() - t0)
-                r.raise_for_status()
+    with running_service(args.bundle) as base, httpx.Client(timeout=120) as client:
+        version = client.get(f"{base}/v1/model").json()["model_version"]
+        for t in texts[:5]:                                     # warm-up
+            client.post(f"{base}/v1/triage", json={"text": t})
+        single = []
+        for t in texts:
             t0 = time.perf_counter()
-            for i in range(0, len(texts), 64):
-                client.post(f"{base}/v1/triage/batch",
-                            json={"items": [{"text": t} for t in texts[i:i + 64]]}).raise_for_status()
-            batch_secs = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+            r = client.post(f"{base}/v1/triage", json={"text": t})
+            single.append(time.perf_counter() - t0)
+            r.raise_for_status()
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), 64):
+            client.post(f"{base}/v1/triage/batch",
+                        json={"items": [{"text": t} for t in texts[i:i + 64]]}).raise_for_status()
+        batch_secs = time.perf_counter() - t0
 
     from triage.encoder import get_encoder
     enc = get_encoder("e5-small")

@@ -18,17 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks._service import ROOT, running_service
 MODES = ("bm25", "dense", "hybrid")
 
 
@@ -50,55 +47,30 @@ def car_records(seed: int, query_share: float) -> tuple[list[dict], list[dict]]:
     return as_case, queries
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def quality(bundle: Path | None, cases: list[dict], queries: list[dict]) -> None:
     import httpx
 
     from triage.bundle import current_bundle, read_manifest
     db = Path(tempfile.mkdtemp(prefix="retrieval-bench-")) / "kb.db"
-    port = free_port()
-    cmd = [sys.executable, "-m", "api", "--port", str(port), "--log-level", "warning"]
-    if bundle:
-        cmd += ["--bundle", str(bundle)]
     served = bundle or current_bundle(ROOT / "models")
     seeded = [line.split('"case_id": "')[1].split('"')[0]
               for line in (Path(served) / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TRIAGE_DATABASE_URL": f"sqlite:///{db}"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=300) as c:
-            deadline = time.time() + 600
-            while True:
-                try:
-                    if c.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.time() > deadline:
-                    raise SystemExit("the service did not become ready")
-                time.sleep(0.5)
-            for cid in seeded:
-                c.delete(f"{base}/v1/cases/{cid}")
-            t0 = time.perf_counter()
-            for i in range(0, len(cases), 500):
-                c.post(f"{base}/v1/cases", json={"cases": cases[i:i + 500]}).raise_for_status()
-            load_s = time.perf_counter() - t0
-            scores = {m: {"p5": [], "rr": []} for m in MODES}
-            for q in queries:
-                want = q["metadata"]["fine_type"]
-                for mode in MODES:
-                    hits = c.post(f"{base}/v1/similar", json={"text": q["text"], "k": 10, "mode": mode}).json()["hits"]
-                    rel = [h["metadata"]["fine_type"] == want for h in hits]
-                    scores[mode]["p5"].append(sum(rel[:5]) / 5)
-                    scores[mode]["rr"].append(next((1 / (i + 1) for i, r in enumerate(rel[:10]) if r), 0.0))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_service(bundle, {"TRIAGE_DATABASE_URL": f"sqlite:///{db}"}) as base, \
+            httpx.Client(timeout=300) as c:
+        for cid in seeded:
+            c.delete(f"{base}/v1/cases/{cid}")
+        t0 = time.perf_counter()
+        for i in range(0, len(cases), 500):
+            c.post(f"{base}/v1/cases", json={"cases": cases[i:i + 500]}).raise_for_status()
+        load_s = time.perf_counter() - t0
+        scores = {m: {"p5": [], "rr": []} for m in MODES}
+        for q in queries:
+            want = q["metadata"]["fine_type"]
+            for mode in MODES:
+                hits = c.post(f"{base}/v1/similar", json={"text": q["text"], "k": 10, "mode": mode}).json()["hits"]
+                rel = [h["metadata"]["fine_type"] == want for h in hits]
+                scores[mode]["p5"].append(sum(rel[:5]) / 5)
+                scores[mode]["rr"].append(next((1 / (i + 1) for i, r in enumerate(rel[:10]) if r), 0.0))
     version = read_manifest(served)["bundle_version"]
     print(f"quality through the API — bundle {version}; {len(cases)} 车质网 cases loaded in {load_s:.0f}s, "
           f"{len(queries)} held-out queries; relevant = same fine label (问题类型)")

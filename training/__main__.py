@@ -31,9 +31,9 @@ def _cmd_check_corpus(args: argparse.Namespace) -> int:
     return corpus_check.main([*(["--no-minimums"] if args.no_minimums else []), *map(str, args.files)])
 
 
-def _cmd_import(args: argparse.Namespace) -> int:
-    from training.importers import (config_from_flags, import_file, load_import_config, print_report,
-                                    write_jsonl)
+def _import_records(args: argparse.Namespace) -> list[dict]:
+    """Read ``args.input`` with the config and flags given; print the report; [] if nothing kept."""
+    from training.importers import config_from_flags, import_file, load_import_config, print_report
 
     base = load_import_config(args.config) if args.config else None
     cfg = config_from_flags(base, args.map or [], args.labels or [], args.format, args.no_header, args.columns,
@@ -42,6 +42,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     print_report(report)
     if not records:
         print("error: no record was kept; nothing written", file=sys.stderr)
+    return records
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from training.importers import write_jsonl
+
+    records = _import_records(args)
+    if not records:
         return 1
     write_jsonl(records, args.out)
     print(f"wrote {len(records)} records to {args.out}")
@@ -76,15 +84,9 @@ def _cmd_import_cases(args: argparse.Namespace) -> int:
     from triage.encoder import get_encoder
     from triage.encoder.cache import EmbeddingCache
     from triage.store import CaseStore
-    from training.importers import config_from_flags, import_file, load_import_config, print_report
 
-    base = load_import_config(args.config) if args.config else None
-    cfg = config_from_flags(base, args.map or [], args.labels or [], args.format, args.no_header, args.columns,
-                            args.id_column)
-    records, report = import_file(args.input, cfg)
-    print_report(report)
+    records = _import_records(args)
     if not records:
-        print("error: no record was kept; nothing written", file=sys.stderr)
         return 1
     cases = [{**{k: v for k, v in r.items() if k not in ("id", "source")}, "case_id": r["id"]} for r in records]
     encoder = EmbeddingCache(get_encoder(args.encoder))
