@@ -16,6 +16,11 @@ def strength(lex, text):
     return lex.cue_strength(lex.severity_cues(text))
 
 
+def _grade(lex, text):
+    """The cue layer's own grade (None: no cue reaches a threshold), as the decision rule reads it."""
+    return decide({"一般": 1.0, "重点": 0.0, "危机": 0.0}, lex.severity_cues(text), SeverityRule()).cue_label
+
+
 def test_calm_safety_report_is_a_crisis_cue(lex):
     s = strength(lex, "您好，我的车今天高速上刹车突然失灵，还好没出事，麻烦安排检查。")
     assert s["危机"] >= SeverityRule().cue_crisis
@@ -107,3 +112,25 @@ def test_decision_never_downgrades_strong_crisis_cue(lex):
 def test_decision_is_ordinal():
     d = decide({"一般": 0.5, "重点": 0.3, "危机": 0.2}, [], SeverityRule())
     assert d.label == "重点"   # P(≥重点) = 0.5 ≥ major_threshold
+
+
+@pytest.mark.parametrize("text", ["后刹车片磨损到报警线了，4S店要收费更换", "仪表盘故障报警灯一直亮",
+                                  "车机的在线媒体用不了", "最后受伤害的还是我们消费者", "催收电话把我手机都打炸了",
+                                  "计划修建110kV高压线离小区太近", "自动扣款110元，我没开通过"])
+def test_harmless_phrases_that_contain_a_cue_do_not_fire(lex, text):
+    assert not [m for m in lex.severity_cues(text) if m.grade == "危机" and m.status == "asserted"], text
+
+
+def test_real_police_and_media_still_fire(lex):
+    assert _grade(lex, "对方动手打人，我已经打了110") == "危机"
+    assert _grade(lex, "这件事电视台已经报道了") == "危机"
+
+
+def test_intimidation_by_collectors_is_major_not_crisis(lex):
+    assert _grade(lex, "催收员打电话恐吓我父母") == "重点"
+    assert _grade(lex, "催收的扬言要带人上门打断腿") == "危机"
+
+
+def test_loss_of_power_while_driving_is_a_crisis_even_when_terse(lex):
+    for text in ("行驶过程中断电两次", "高速上方向盘打不动了"):
+        assert _grade(lex, text) == "危机", text

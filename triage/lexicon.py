@@ -6,6 +6,7 @@ Files (formats in ``corpora/lexicons/README.md``):
 - ``emotion_lexicon.tsv`` word, emotion, strength 1–5
 - ``degree_adverbs.tsv`` word, multiplier
 - ``negators.txt``, ``hypothetical_markers.txt`` one per line
+- ``cue_exclusions.txt`` phrases that contain a cue but do not mean it (报警灯 ⊃ 报警); optional
 
 Scope rules: text is cut into clauses at sentence punctuation. A negator within
 ``NEG_WINDOW`` characters before a cue, in the same clause, negates it ("没有受伤"); a
@@ -41,6 +42,7 @@ CLAUSE_BREAK = re.compile(r"[。！？!?；;\n，,]")
 EMOTIONS = ("angry", "sad", "fear", "surprise", "happy", "neutral")
 GRADES = ("一般", "重点", "危机")
 
+EXCLUSIONS = "cue_exclusions.txt"
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "corpora" / "lexicons"
 
 
@@ -187,6 +189,9 @@ class Lexicons:
         self.negators = sorted({normalise(w) for w in _read_list(folder / "negators.txt")}, key=len, reverse=True)
         self.hypothetical = sorted({normalise(w) for w in _read_list(folder / "hypothetical_markers.txt")},
                                    key=len, reverse=True)
+        # A bundle written before exclusions existed has no such file: nothing is excluded.
+        self.exclusions = {normalise(w): None for w in _read_list(folder / EXCLUSIONS)} \
+            if (folder / EXCLUSIONS).is_file() else {}
         self.money_major, self.money_large = money_major, money_large
 
     # ------------------------------------------------------------------ helpers
@@ -204,7 +209,9 @@ class Lexicons:
     def severity_cues(self, text: str) -> list[Match]:
         norm = normalise(text)
         out: list[Match] = []
-        for s, e, phrase in _find_all(norm, self.cues):
+        for s, e, phrase in _find_all(norm, {**self.cues, **self.exclusions}):
+            if phrase in self.exclusions:       # the longer, harmless phrase covers the cue
+                continue
             signal, grade, weight = self.cues[phrase]
             clause = _clause_start(norm, s)
             if self._hypothetical(norm, s, clause) and not self._negated(norm, s, clause):
@@ -300,5 +307,8 @@ class Lexicons:
         return vecs, cues, emos
 
     def files(self) -> list[Path]:
-        return [self.folder / n for n in ("severity_cues.tsv", "emotion_lexicon.tsv", "degree_adverbs.tsv",
-                                          "negators.txt", "hypothetical_markers.txt")]
+        names = ["severity_cues.tsv", "emotion_lexicon.tsv", "degree_adverbs.tsv", "negators.txt",
+                 "hypothetical_markers.txt"]
+        if (self.folder / EXCLUSIONS).is_file():
+            names.append(EXCLUSIONS)
+        return [self.folder / n for n in names]
