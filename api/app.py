@@ -8,7 +8,7 @@ from typing import Callable
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import cases, meta, triage
+from api.routes import admin, cases, feedback, meta, triage
 from api.settings import Settings
 from triage.pipeline import TriageModel
 
@@ -28,9 +28,13 @@ def load_model(settings: Settings) -> TriageModel:
         if not settings.train_if_missing:
             raise BundleError("BUNDLE_NOT_FOUND", f"no bundle: {settings.models_dir}/CURRENT is missing "
                               "and TRIAGE_TRAIN_IF_MISSING is off")
+        from training.devset import annotated_records
         from training.train import DEFAULT_CASES, DEFAULT_DATA, train_bundle
         log.warning("no bundle in %s: training the default bundle from corpora/", settings.models_dir)
-        bundle = train_bundle(encoder, DEFAULT_DATA, DEFAULT_CASES, settings.models_dir).path
+        extra, line = annotated_records()
+        log.warning("%s", line)
+        bundle = train_bundle(encoder, DEFAULT_DATA, DEFAULT_CASES, settings.models_dir, extra_records=extra,
+                              extra_source="annotations").path
     return load_bundle(bundle, encoder, max_chars=settings.max_text_chars)
 
 
@@ -61,13 +65,25 @@ def create_app(settings: Settings | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from api.reload import CurrentWatcher
+        from triage.store import PredictionLog
+
         model = loader(settings)
         app.state.store = open_knowledge_base(settings, model)
+        app.state.predictions = PredictionLog(settings.database_url, settings.text_retention_days)
+        purged = app.state.predictions.purge_texts()
+        if purged:
+            log.info("retention: blanked the texts of %d predictions older than %d days", purged,
+                     settings.text_retention_days)
         app.state.model = model
+        watcher = CurrentWatcher(app, settings.watch_current_seconds).start() if settings.watch_current_seconds else None
         log.info("serving bundle %s with %d knowledge-base cases", model.version, len(model.cases))
         yield
+        if watcher:
+            watcher.stop()
         app.state.model = None
         app.state.store = None
+        app.state.predictions = None
 
     app = FastAPI(title="Complaint triage service", version="0.1.0", lifespan=lifespan,
                   description="Grades Chinese customer complaints: type, severity (一般/重点/危机), "
@@ -78,4 +94,6 @@ def create_app(settings: Settings | None = None,
     app.include_router(meta.router)
     app.include_router(triage.router)
     app.include_router(cases.router)
+    app.include_router(feedback.router)
+    app.include_router(admin.router)
     return app

@@ -80,6 +80,7 @@ class EvidenceItem(BaseModel):
 class TriageResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str | None
+    prediction_id: str = Field(..., description="the recorded prediction; send it with POST /v1/feedback")
     complaint_type: Label
     type_candidates: list[Label]
     severity: Severity
@@ -140,3 +141,38 @@ class SimilarRequest(BaseModel):
 class SimilarResponse(BaseModel):
     hits: list[dict]
     suggested_response: dict
+
+
+class Corrections(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    complaint_type: StrictStr | None = Field(None, min_length=1, max_length=100,
+                                             description="any type name (a deployment may bring its own taxonomy)")
+    severity: Literal["一般", "重点", "危机"] | None = None
+    emotion: Literal["angry", "sad", "fear", "surprise", "happy", "neutral"] | None = None
+    intensity: int | None = Field(None, ge=0, le=4)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"prediction_id": "p-3f2c…", "corrections": {"severity": "危机"}, "reviewer": "zhang.wei",
+         "reason": "刹车失灵发生在高速上"}]})
+    prediction_id: StrictStr = Field(..., min_length=1, max_length=40)
+    corrections: Corrections
+    reviewer: StrictStr = Field(..., min_length=1, max_length=200)
+    reason: StrictStr | None = Field(None, max_length=2000)
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: str
+    prediction_id: str
+    created_at: str
+    reviewer: str
+    reason: str | None
+    corrections: dict[str, Any]
+    prediction: dict[str, Any] = Field(..., description="what the model answered (kept unchanged)")
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundle: StrictStr | None = Field(None, max_length=200, pattern=r"^[^/\\]+$",
+                                     description="a bundle folder name in the models folder; default: models/CURRENT")

@@ -20,3 +20,10 @@ class Settings(BaseSettings):
     train_if_missing: bool = True              # no bundle yet: train the default one at start-up
     database_url: str = f"sqlite:///{ROOT / 'var' / 'triage.db'}"   # knowledge base (cases)
     max_cases_per_call: int = Field(500, ge=1, le=10_000)
+    # Predictions are recorded in the same database; their texts are kept this many days
+    # (-1: for ever, 0: never — only a sha256). Feedback keeps its own copy (training data).
+    text_retention_days: int = Field(90, ge=-1)
+    # POST /v1/admin/reload needs "Authorization: Bearer <token>" when a token is set.
+    admin_token: str | None = None
+    # Poll models/CURRENT every N seconds and reload when it names another bundle (0: off).
+    watch_current_seconds: float = Field(0, ge=0)

@@ -1,4 +1,5 @@
-"""``python -m training {train,import,import-shared,import-cases,report,check-corpus} …`` — see ``--help`` of each command."""
+"""``python -m training {train,promote,rollback,import,import-shared,import-cases,report,devset,check-corpus} …``
+— see ``--help`` of each command."""
 from __future__ import annotations
 
 import argparse
@@ -9,20 +10,95 @@ from pathlib import Path
 from triage.errors import TriageError
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    from api.settings import Settings
+    return args.database_url or Settings().database_url
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from triage.config import load_config
     from triage.encoder import get_encoder
-    from training.train import DEFAULT_CASES, DEFAULT_DATA, train_bundle
+    from training.train import DEFAULT_DATA, train_bundle
 
-    data = args.data or DEFAULT_DATA
-    cases = DEFAULT_CASES if args.cases is None else args.cases
-    result = train_bundle(get_encoder(args.encoder), data, cases, args.out, load_config(args.config),
-                          make_current=not args.no_current, progress=not args.quiet)
+    data = args.data if args.data is not None else ([] if args.feedback and args.base else DEFAULT_DATA)
+    extra: list[dict] = []
+    if args.data is None and not (args.feedback and args.base) and not args.no_annotations:
+        from training.devset import annotated_records
+        extra, line = annotated_records(data_root=args.data_root)
+        print(line)
+    if args.feedback:
+        from triage.store import PredictionLog
+        fb, stats = PredictionLog(_database_url(args)).training_records()
+        extra += fb
+        print(f"feedback: {stats['feedback']} corrections of {stats['predictions']} predictions; {stats['usable']} "
+              f"usable, {stats['skipped_no_text']} skipped (text no longer retained)")
+    result = train_bundle(get_encoder(args.encoder), data, args.cases, args.out, load_config(args.config),
+                          make_current=False if args.no_current else None, progress=not args.quiet,
+                          base=args.base, extra_records=extra, extra_source="annotations and feedback")
     print(f"bundle: {result.path}")
+    crisis = result.metrics.get("crisis") or {}
+    if crisis.get("served"):
+        print(f"  危机 recall (out-of-fold, served decision) {crisis['served']['recall']:.3f}  "
+              f"precision {crisis['served']['precision']:.3f}")
     for head, m in result.metrics["cross_validated"].items():
-        if m:
-            print(f"  {head:15s} cv macro-F1 {m['macro_f1']:.3f}  accuracy {m['accuracy']:.3f}  ECE {m['ece']:.3f}")
-    print(f"  trained in {result.seconds:.1f}s")
+        if m.get("macro_f1") is not None:
+            src = f"  (from {m['from_base']})" if m.get("from_base") else ""
+            print(f"  {head:15s} cv macro-F1 {m['macro_f1']:.3f}  accuracy {m['accuracy']:.3f}  ECE {m['ece']:.3f}{src}")
+    print(f"  trained in {result.seconds:.1f}s; report: {result.path / 'report.md'}")
+    if not result.made_current:
+        print(f"  not serving yet: python -m training promote {result.path}")
+    return 0
+
+
+def _load_for_eval(encoder_name: str):
+    from triage.bundle import load_bundle
+    from triage.encoder import get_encoder
+    from triage.encoder.cache import EmbeddingCache
+
+    encoder = EmbeddingCache(get_encoder(encoder_name))
+    return lambda path: load_bundle(path, encoder)
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from training.promote import load_eval_records, promote
+
+    records, name = load_eval_records(args.eval, args.data_root)
+    ok = promote(args.bundle, args.models_dir, _load_for_eval(args.encoder), records, name, args.max_f1_drop / 100)
+    if ok:
+        print("a running service serves it after POST /v1/admin/reload (or within TRIAGE_WATCH_CURRENT_SECONDS)")
+    return 0 if ok else 1
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from training.promote import rollback
+
+    rollback(args.models_dir)
+    print("a running service serves it after POST /v1/admin/reload (or within TRIAGE_WATCH_CURRENT_SECONDS)")
+    return 0
+
+
+def _cmd_devset(args: argparse.Namespace) -> int:
+    import json
+
+    from triage.bundle import current_bundle
+    from triage.errors import BundleError
+    from training.devset import DEVSET, evaluate_devset, load_devset, render_devset
+
+    bundle = args.bundle or current_bundle(args.models_dir)
+    if bundle is None:
+        raise BundleError("BUNDLE_NOT_FOUND", f"give --bundle or create {args.models_dir}/CURRENT")
+    items, problems = load_devset(DEVSET, args.data_root)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    model = _load_for_eval(args.encoder)(bundle)
+    result = evaluate_devset(model, items)
+    text = render_devset(model.version, result)
+    print(text)
+    out = args.out or Path("var/reports") / f"{model.version}-severity-dev.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"report: {out} (and {out.with_suffix('.json')})")
     return 0
 
 
@@ -123,14 +199,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a bundle from labelled complaints")
-    t.add_argument("--data", type=Path, nargs="+", help="labelled JSONL files (default: corpora/complaints/*.jsonl)")
-    t.add_argument("--cases", type=Path, nargs="*", help="knowledge-base JSONL files (default: corpora/kb/*.jsonl)")
+    t.add_argument("--data", type=Path, nargs="+", help="labelled JSONL files (default: corpora/complaints/*.jsonl; "
+                   "with --feedback and --base and no --data: the feedback alone)")
+    t.add_argument("--no-annotations", action="store_true", help="without --data, the default data also includes the "
+                   "annotated real complaints of corpora/annotations joined with ../shared/data when it is there; "
+                   "this leaves them out")
+    t.add_argument("--data-root", type=Path, help="for the annotations (default: ../shared/data or $TRIAGE_SHARED_DATA)")
+    t.add_argument("--feedback", action="store_true", help="add supervisors' corrections from the database as records")
+    t.add_argument("--database-url", help="for --feedback (default: TRIAGE_DATABASE_URL or sqlite:///var/triage.db)")
+    t.add_argument("--base", type=Path, help="bundle to take heads from when the data has no labels for them "
+                   "(also its lexicons and, without --cases, its knowledge-base cases)")
+    t.add_argument("--cases", type=Path, nargs="*", help="knowledge-base JSONL files (default: the base's cases, "
+                   "else corpora/kb/*.jsonl)")
     t.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models/)")
     t.add_argument("--config", type=Path, help="training config JSON (default: built-in defaults)")
     t.add_argument("--encoder", default="e5-small", help="e5-small (default) or hashing-test")
-    t.add_argument("--no-current", action="store_true", help="do not point models/CURRENT at the new bundle")
+    t.add_argument("--no-current", action="store_true", help="never point models/CURRENT at the new bundle (by default "
+                   "only the first bundle of a models folder becomes CURRENT; later ones go through promote)")
     t.add_argument("--quiet", action="store_true", help="no progress display")
     t.set_defaults(func=_cmd_train)
+
+    pr = sub.add_parser("promote", help="gate a bundle against the serving one on a fixed evaluation set; "
+                        "make it CURRENT if it passes")
+    pr.add_argument("bundle", type=Path)
+    pr.add_argument("--models-dir", type=Path, default=Path("models"))
+    pr.add_argument("--eval", type=Path, help="labelled JSONL evaluation set (default: the severity development set "
+                    "joined with ../shared/data)")
+    pr.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
+    pr.add_argument("--max-f1-drop", type=float, default=1.0, help="points of macro-F1 a head may lose (default 1)")
+    pr.add_argument("--encoder", default="e5-small")
+    pr.set_defaults(func=_cmd_promote)
+
+    rb = sub.add_parser("rollback", help="point CURRENT back at the bundle the last promotion replaced")
+    rb.add_argument("--models-dir", type=Path, default=Path("models"))
+    rb.set_defaults(func=_cmd_rollback)
+
+    d = sub.add_parser("devset", help="evaluate a bundle on the annotated severity development set")
+    d.add_argument("--bundle", type=Path, help="default: models/CURRENT")
+    d.add_argument("--models-dir", type=Path, default=Path("models"))
+    d.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
+    d.add_argument("--out", type=Path, help="Markdown report path (a .json is written beside it)")
+    d.add_argument("--encoder", default="e5-small")
+    d.set_defaults(func=_cmd_devset)
 
     i = sub.add_parser("import", help="turn a CSV/JSONL/JSON/XLSX file into corpus-schema JSONL")
     i.add_argument("input", type=Path)

@@ -1,7 +1,14 @@
 """Build a model bundle from labelled complaints and knowledge-base cases.
 
-Each head trains on the records that carry its label. Texts are encoded once (with a
-progress bar); the same matrix feeds every head. Deterministic under ``config.seed``.
+Each head trains on the records that carry its label; a head with no labels in the data is
+taken, with the feature builder it was fitted on, from ``base`` (an existing bundle) — or the
+run stops with a message saying which head lacks labels. A new taxonomy is just new labels.
+Texts are encoded once, through the content-hash cache (a retrain encodes only texts it has not
+seen), and the same matrix feeds every new head. Deterministic under ``config.seed``.
+
+Every bundle carries an evaluation report: out-of-fold per-class precision/recall/F1,
+confusion matrices and calibration for each head, and first the 危机 recall of the served
+crisis-first decision (the severity head's out-of-fold probabilities combined with the cues).
 """
 from __future__ import annotations
 
@@ -16,17 +23,18 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from triage.bundle import save_bundle, set_current
+from triage.bundle import current_bundle, encoder_identity, load_parts, save_bundle, set_current, verify_bundle
 from triage.cases import CaseIndex
 from triage.config import TrainConfig
 from triage.encoder.base import Encoder
 from triage.encoder.cache import EmbeddingCache
-from triage.errors import DataError
+from triage.errors import BundleError, DataError
 from triage.features import FeatureBuilder
 from triage.heads import Head
-from triage.lexicon import Lexicons
+from triage.lexicon import EMOTIONS, GRADES, Lexicons
 from triage.pipeline import HEAD_NAMES
 from triage.segment import Segmenter
+from triage.severity import decide
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,23 @@ def read_jsonl(paths: Iterable[Path]) -> list[dict]:
                 raise DataError("DATA_BAD_RECORD", f"{path}:{n}: expected an object with a non-empty 'text'")
             out.append(rec)
     return out
+
+
+LABEL_DOMAINS = {"severity": GRADES, "emotion": EMOTIONS, "intensity": ("0", "1", "2", "3", "4")}
+
+
+def has_label(record: dict, name: str) -> bool:
+    return record.get(name) is not None and str(record.get(name)).strip() != ""
+
+
+def check_labels(records: Sequence[dict]) -> None:
+    """Severity, emotion and intensity have fixed domains (LABELS.md); complaint types are the
+    deployment's own. A bad value stops the run, naming the record."""
+    for n, r in enumerate(records, 1):
+        for name, domain in LABEL_DOMAINS.items():
+            if has_label(r, name) and str(r[name]).strip() not in domain:
+                raise DataError("DATA_BAD_LABEL", f"record {r.get('id', f'#{n}')!r}: {name} {r[name]!r} is not "
+                                f"one of {list(domain)}")
 
 
 def data_fingerprint(paths: Sequence[Path]) -> dict:
@@ -91,71 +116,180 @@ class TrainResult:
     path: Path
     metrics: dict
     seconds: float
+    made_current: bool = False
 
 
-def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path], out: Path,
+@dataclass
+class BaseBundle:
+    """What a retrain can reuse from an existing bundle."""
+    path: Path
+    manifest: dict
+    features: dict
+    heads: dict
+    cases: list[dict]
+    case_embeddings: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: Encoder) -> "BaseBundle":
+        path = Path(path)
+        manifest = verify_bundle(path)
+        want, have = manifest["encoder"], encoder_identity(encoder)
+        if (want["name"], want["dim"], want.get("fingerprint")) != (have["name"], have["dim"], have["fingerprint"]):
+            raise BundleError("BUNDLE_ENCODER", f"base bundle {path} was trained with encoder {want['name']} "
+                              f"({want.get('fingerprint')}); this run uses {have['name']} ({have['fingerprint']})")
+        parts = load_parts(path)
+        cases = [json.loads(line) for line in (path / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
+        return cls(path, manifest, parts["features"], parts["heads"], cases,
+                   np.load(path / "cases.npy").astype(np.float32))
+
+
+def crisis_metrics(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],
+                   config: TrainConfig) -> dict:
+    """危机 recall and precision of the served decision (out-of-fold probabilities + cues) and of
+    the model alone."""
+    served, model_only = [], []
+    for row, c in zip(proba, cues):
+        d = decide({str(k): float(v) for k, v in zip(classes, row)}, c, config.severity_rule)
+        served.append(d.label)
+        model_only.append(d.model_label)
+
+    def pr(pred: list[str]) -> dict:
+        tp = sum(p == t == "危机" for p, t in zip(pred, y))
+        return {"recall": round(tp / max(1, sum(t == "危机" for t in y)), 4),
+                "precision": round(tp / max(1, sum(p == "危机" for p in pred)), 4)}
+    return {"support": sum(t == "危机" for t in y), "served": pr(served), "model_only": pr(model_only)}
+
+
+def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] | None, out: Path,
                  config: TrainConfig | None = None, lexicon_dir: Path | None = None,
-                 make_current: bool = True, progress: bool = True, cache_dir: Path | None = None) -> TrainResult:
+                 make_current: bool | None = None, progress: bool = True, cache_dir: Path | None = None,
+                 base: str | Path | None = None, extra_records: Sequence[dict] = (),
+                 extra_source: str = "feedback") -> TrainResult:
+    """Train and save a bundle. ``cases=None`` reuses the base bundle's cases (or the project's
+    knowledge base without a base). ``make_current=None`` points ``out/CURRENT`` at the new
+    bundle only when there is no CURRENT yet; replacing a serving bundle is
+    ``python -m training promote``'s job."""
     config = config or TrainConfig()
     prog = Progress(progress)
     t0 = time.perf_counter()
-    records = read_jsonl(data)
+    records = (read_jsonl(data) if data else []) + list(extra_records)
     if not records:
         raise DataError("DATA_EMPTY", f"no records in {[str(p) for p in data]}")
-    case_records = read_jsonl(cases) if cases else []
-    lexicons = Lexicons(lexicon_dir) if lexicon_dir else Lexicons()
-    texts = [r["text"] for r in records]
-
-    prog.step(f"{len(records)} labelled records, {len(case_records)} knowledge-base cases")
+    check_labels(records)
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder, cache_dir)
+    base_bundle = BaseBundle.load(base, cache) if base else None
+    if lexicon_dir is None and base_bundle is not None:
+        lexicon_dir = base_bundle.path / "lexicons"      # base heads were fitted on these signals
+    lexicons = Lexicons(lexicon_dir) if lexicon_dir else Lexicons()
+    if cases is None and base_bundle is not None:
+        case_records, case_emb = base_bundle.cases, base_bundle.case_embeddings
+    else:
+        case_records = read_jsonl(cases if cases is not None else DEFAULT_CASES)
+        case_emb = None
+
+    trained = [n for n in HEAD_NAMES if any(has_label(r, n) for r in records)]
+    missing = [n for n in HEAD_NAMES if n not in trained]
+    if missing and base_bundle is None:
+        raise DataError("HEAD_NO_LABELS", f"no record carries a label for {missing}; every head needs labels, "
+                        "or give --base BUNDLE to take those heads from an existing bundle")
+    prog.step(f"{len(records)} labelled records ({len(extra_records)} from {extra_source}), "
+              f"{len(case_records)} knowledge-base cases; training {trained}"
+              + (f", taking {missing} from {base_bundle.path.name}" if missing else ""))
+    texts = [r["text"] for r in records]
     emb = prog.encode(cache, texts, "query")
-    case_emb = prog.encode(cache, [c["text"] for c in case_records], "passage")
+    if case_emb is None:
+        case_emb = prog.encode(cache, [c["text"] for c in case_records], "passage")
 
     features = FeatureBuilder(Segmenter(), config.features).fit(texts)
-    signals, _, _ = lexicons.signals(texts)
+    signals, cues, _ = lexicons.signals(texts)
     X = features.transform(texts, emb, signals)
 
     heads: dict[str, Head] = {}
+    builders: dict[str, FeatureBuilder] = {}
     label_counts: dict[str, dict] = {}
     metrics: dict[str, dict] = {}
+    crisis: dict = {}
     for name in HEAD_NAMES:
-        rows = [i for i, r in enumerate(records) if r.get(name) is not None and str(r.get(name)).strip() != ""]
-        if not rows:
-            raise DataError("HEAD_NO_LABELS", f"no record carries a {name!r} label; every head needs labels")
-        y = [str(records[i][name]) for i in rows]
+        if name in missing:
+            heads[name], builders[name] = base_bundle.heads[name], base_bundle.features[name]
+            label_counts[name] = base_bundle.manifest["training_data"]["label_counts"].get(name, {})
+            metrics[name] = {**base_bundle.manifest["metrics"]["cross_validated"].get(name, {}),
+                             "from_base": base_bundle.path.name}
+            continue
+        rows = [i for i, r in enumerate(records) if has_label(r, name)]
+        y = [str(records[i][name]).strip() for i in rows]
         prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)")
         head = Head(name, config.heads.get(name), seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y)
-        heads[name] = head
+        heads[name], builders[name] = head, features
         label_counts[name] = head.label_counts_
         metrics[name] = head.cv_metrics_
+        if name == "severity" and getattr(head, "oof_proba_", None) is not None:
+            crisis = crisis_metrics(y, head.oof_proba_, head.classes_, [cues[i] for i in rows], config)
+    if not crisis and base_bundle is not None:
+        crisis = {**base_bundle.manifest["metrics"].get("crisis", {}), "from_base": base_bundle.path.name}
     index = CaseIndex.build(case_records, case_emb)
-    fp = data_fingerprint(list(data) + list(cases))
-    fp["records"] = len(records)
-    fp["cases"] = len(case_records)
-    fp["label_counts"] = label_counts
+    fp = data_fingerprint(list(data or []) + list(cases or []))
+    if extra_records:
+        h = hashlib.sha256(fp["sha256"].encode())
+        for r in extra_records:
+            h.update(json.dumps(r, ensure_ascii=False, sort_keys=True).encode())
+        fp["sha256"] = h.hexdigest()
+        fp["files"].append({"path": extra_source, "records": len(extra_records)})
+    fp.update(records=len(records), cases=len(case_records), label_counts=label_counts,
+              base=base_bundle.path.name if base_bundle else None)
     now = datetime.now(timezone.utc)
     version = f"tb-{now:%Y%m%d-%H%M%S}-{fp['sha256'][:8]}"
-    metrics_all = {"cross_validated": metrics}
-    path = save_bundle(out, version, features=features, heads=heads, lexicons=lexicons, cases=index,
+    metrics_all = {"crisis": crisis, "cross_validated": metrics}
+    path = save_bundle(out, version, features=builders, heads=heads, lexicons=lexicons, cases=index,
                        config=config, encoder=encoder, training_data=fp, metrics=metrics_all,
                        report_md=render_report(version, fp, metrics_all), created_at=now.isoformat())
-    if make_current:
+    made_current = False
+    if make_current or (make_current is None and current_bundle(out) is None):
         set_current(out, version)
+        made_current = True
     secs = time.perf_counter() - t0
-    prog.step(f"bundle {path} written in {secs:.1f}s")
-    return TrainResult(path, metrics_all, secs)
+    prog.step(f"bundle {path} written in {secs:.1f}s" + (" (now CURRENT)" if made_current else ""))
+    return TrainResult(path, metrics_all, secs, made_current)
+
+
+def _table(per_class: dict) -> list[str]:
+    lines = ["| class | support | precision | recall | F1 |", "|---|---|---|---|---|"]
+    lines += [f"| {c} | {m['support']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+              for c, m in per_class.items()]
+    return lines
 
 
 def render_report(version: str, data: dict, metrics: dict) -> str:
     lines = [f"# Bundle {version}", "", f"Trained on {data['records']} labelled records and "
-             f"{data['cases']} knowledge-base cases (data sha256 `{data['sha256'][:16]}…`).", "",
-             "## Cross-validated metrics (out-of-fold, calibrated)", "",
-             "| head | n | folds | macro-F1 | accuracy | ECE | ECE before calibration |",
-             "|---|---|---|---|---|---|---|"]
+             f"{data['cases']} knowledge-base cases (data sha256 `{data['sha256'][:16]}…`)"
+             + (f", heads without new labels taken from `{data['base']}`" if data.get("base") else "") + ".", ""]
+    c = metrics.get("crisis") or {}
+    lines += ["## 危机 recall (out-of-fold, served crisis-first decision)", ""]
+    if c.get("served"):
+        lines += [f"- served decision: recall **{c['served']['recall']:.3f}**, precision {c['served']['precision']:.3f} "
+                  f"({c['support']} 危机 records)",
+                  f"- severity head alone: recall {c['model_only']['recall']:.3f}, precision {c['model_only']['precision']:.3f}"]
+        if c.get("from_base"):
+            lines.append(f"- (severity head taken from `{c['from_base']}`)")
+    else:
+        lines.append("- not measured (no severity labels)")
+    lines += ["", "## Cross-validated metrics (out-of-fold, calibrated)", "",
+              "| head | n | folds | macro-F1 | accuracy | ECE | ECE before calibration |",
+              "|---|---|---|---|---|---|---|"]
     for head, m in metrics["cross_validated"].items():
-        if m:
-            lines.append(f"| {head} | {m['n']} | {m['folds']} | {m['macro_f1']:.3f} | {m['accuracy']:.3f} | "
+        if m.get("macro_f1") is not None:
+            src = f" (from `{m['from_base']}`)" if m.get("from_base") else ""
+            lines.append(f"| {head}{src} | {m['n']} | {m['folds']} | {m['macro_f1']:.3f} | {m['accuracy']:.3f} | "
                          f"{m['ece']:.3f} | {m['ece_uncalibrated']:.3f} |")
+    for head, m in metrics["cross_validated"].items():
+        if not m.get("per_class"):
+            continue
+        lines += ["", f"## {head}", ""] + _table(m["per_class"])
+        conf = m.get("confusion")
+        if conf:
+            lines += ["", "Confusion (rows true, columns predicted):", "",
+                      "| | " + " | ".join(conf["labels"]) + " |", "|---" * (len(conf["labels"]) + 1) + "|"]
+            lines += [f"| {t} | " + " | ".join(map(str, row)) + " |" for t, row in zip(conf["labels"], conf["matrix"])]
     lines += ["", "## Label counts", ""]
     for head, counts in data["label_counts"].items():
         lines.append(f"- **{head}**: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

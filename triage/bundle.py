@@ -5,8 +5,9 @@ Layout::
     models/<bundle-version>/
         manifest.json          schema, version, data hash + label counts, metrics, libraries,
                                encoder, config, sha256 of every other file
-        pipeline.joblib        fitted FeatureBuilder and heads (joblib is pickle: load only
-                               bundles this service wrote — the hashes enforce that)
+        pipeline.joblib        the heads and, per head, the fitted FeatureBuilder it uses
+                               (joblib is pickle: load only bundles this service wrote —
+                               the hashes enforce that)
         cases.jsonl            knowledge-base cases served as similar cases
         cases.npy              their passage embeddings, float32 (n, dim)
         lexicons/…             the lexicons the bundle was trained with
@@ -74,10 +75,11 @@ def encoder_identity(encoder: Encoder) -> dict:
     return {"name": encoder.name, "dim": int(encoder.dim), "fingerprint": getattr(encoder, "fingerprint", None)}
 
 
-def save_bundle(models_dir: str | Path, version: str, *, features, heads: dict, lexicons: Lexicons,
+def save_bundle(models_dir: str | Path, version: str, *, features: dict, heads: dict, lexicons: Lexicons,
                 cases: CaseIndex, config: TrainConfig, encoder: Encoder, training_data: dict,
                 metrics: dict, report_md: str, created_at: str) -> Path:
-    """Write a bundle atomically into ``models_dir/version`` and return its path."""
+    """Write a bundle atomically into ``models_dir/version`` and return its path. ``features``
+    maps each head name to its FeatureBuilder (one shared object pickles once)."""
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     final = models_dir / version
@@ -179,18 +181,27 @@ def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = No
         raise BundleError("BUNDLE_ENCODER", f"{bundle} was trained with encoder {want['name']} "
                           f"({want.get('fingerprint')}); the service has {have['name']} ({have['fingerprint']})")
     try:
-        parts = joblib.load(bundle / "pipeline.joblib")
+        parts = load_parts(bundle)
         cases = [json.loads(line) for line in (bundle / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
         emb = np.load(bundle / "cases.npy")
     except Exception as exc:  # noqa: BLE001 - hashes matched, so this is an incompatibility
         raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: files match the manifest but cannot be read: {exc}") from exc
     config = TrainConfig.model_validate(manifest["config"])
-    index = HybridIndex(parts["features"].segmenter, have["dim"], RetrievalParams(min_similarity=config.similar_min_score))
+    index = HybridIndex(parts["features"]["complaint_type"].segmenter, have["dim"],
+                        RetrievalParams(min_similarity=config.similar_min_score))
     index.upsert(cases, emb.astype(np.float32))
     return TriageModel(encoder=encoder, features=parts["features"], heads=parts["heads"],
                        lexicons=Lexicons(bundle / "lexicons"), cases=index, config=config,
                        version=manifest["bundle_version"], max_chars=max_chars or DEFAULT_MAX_CHARS,
-                       meta={"manifest": manifest})
+                       meta={"manifest": manifest, "path": str(bundle)})
+
+
+def load_parts(bundle: str | Path) -> dict:
+    """``{"features": {head: FeatureBuilder}, "heads": {head: Head}}`` from a verified bundle."""
+    parts = joblib.load(Path(bundle) / "pipeline.joblib")
+    if not isinstance(parts.get("features"), dict):         # schema-1 bundles: one shared builder
+        parts["features"] = {name: parts["features"] for name in parts["heads"]}
+    return parts
 
 
 def current_bundle(models_dir: str | Path) -> Path | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from triage.errors import ConfigError
@@ -21,14 +23,20 @@ class FeatureParams(_Strict):
     min_df: int = Field(2, ge=1)
     max_word_features: int = Field(200_000, ge=100)
     max_char_features: int = Field(300_000, ge=100)
-    word_weight: float = Field(1.0, ge=0)
+    # Block weights (a linear head's regularisation sees the blocks through them): characters
+    # carry most of the lexical signal, jieba words add a little, and the dense embedding is
+    # up-weighted so the handful of its dimensions can compete with ~10^5 sparse n-grams.
+    word_weight: float = Field(0.5, ge=0)
     char_weight: float = Field(1.0, ge=0)
-    embedding_weight: float = Field(1.0, ge=0)
+    embedding_weight: float = Field(2.0, ge=0)
     signal_weight: float = Field(0.5, ge=0)
 
 
 class HeadParams(_Strict):
-    C: float = Field(4.0, gt=0)
+    # "svm": a linear SVM (one-vs-rest), "logreg": logistic regression; either way the scores
+    # become probabilities by temperature scaling fitted on out-of-fold predictions.
+    kind: Literal["svm", "logreg"] = "svm"
+    C: float = Field(0.3, gt=0)
     class_weight: str | None = "balanced"
     max_iter: int = Field(2000, ge=10)
     calibrate: bool = True
@@ -55,7 +63,7 @@ class TrainConfig(_Strict):
     features: FeatureParams = FeatureParams()
     heads: dict[str, HeadParams] = Field(default_factory=lambda: {
         "complaint_type": HeadParams(), "severity": HeadParams(),
-        "emotion": HeadParams(), "intensity": HeadParams(C=2.0)})
+        "emotion": HeadParams(), "intensity": HeadParams()})
     severity_rule: SeverityRule = SeverityRule()
     review: ReviewThresholds = ReviewThresholds()
     similar_k: int = Field(3, ge=0, le=50)

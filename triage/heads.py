@@ -1,7 +1,8 @@
 """Classification heads over the shared feature matrix, with honest probabilities.
 
-Each :class:`Head` is a logistic regression. Its probabilities are calibrated by temperature
-scaling fitted on out-of-fold predictions (stratified k-fold on the training data), and the
+Each :class:`Head` is a linear classifier — a linear SVM by default, or logistic regression
+(``HeadParams.kind``). Its scores become probabilities by temperature scaling fitted on
+out-of-fold predictions (stratified k-fold on the training data), and the
 same out-of-fold predictions give the cross-validated metrics recorded in the manifest
 (macro-F1, accuracy, expected calibration error). scikit-learn conventions: ``__init__``
 stores arguments, ``fit`` validates, learns and returns ``self``, learned state ends in ``_``.
@@ -17,8 +18,9 @@ from numpy.typing import NDArray
 from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
 
 from triage.config import HeadParams
 from triage.errors import InputError
@@ -45,7 +47,7 @@ def _softmax(z: NDArray) -> NDArray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _logits(model: LogisticRegression, X) -> NDArray:
+def _logits(model, X) -> NDArray:
     d = model.decision_function(X)
     if d.ndim == 1:                      # binary: sklearn returns one column
         d = np.stack([np.zeros_like(d), d], axis=1)
@@ -68,8 +70,10 @@ class Head:
         self.folds = folds
         self.n_jobs = n_jobs      # folds fitted in parallel processes; results do not depend on it
 
-    def _model(self) -> LogisticRegression:
+    def _model(self) -> LogisticRegression | LinearSVC:
         p = self.params
+        if p.kind == "svm":
+            return LinearSVC(C=p.C, class_weight=p.class_weight, max_iter=p.max_iter, random_state=self.seed)
         return LogisticRegression(C=p.C, class_weight=p.class_weight, max_iter=p.max_iter,
                                   random_state=self.seed)
 
@@ -100,7 +104,9 @@ class Head:
                 oof[np.ix_(te, missing)] = -1e4
             self.temperature_ = self._fit_temperature(oof, y_idx)
             proba = _softmax(oof / self.temperature_)
+            self.oof_proba_ = proba          # for the trainer's report; not saved (see __getstate__)
             pred = proba.argmax(axis=1)
+            p, r, f, n = precision_recall_fscore_support(y_idx, pred, labels=np.arange(len(classes)), zero_division=0)
             self.cv_metrics_ = {
                 "folds": folds, "n": int(len(y)),
                 "macro_f1": round(float(f1_score(y_idx, pred, average="macro")), 4),
@@ -108,10 +114,20 @@ class Head:
                 "ece": round(expected_calibration_error(proba, y_idx), 4),
                 "ece_uncalibrated": round(expected_calibration_error(_softmax(oof), y_idx), 4),
                 "temperature": round(self.temperature_, 4),
+                "per_class": {str(c): {"precision": round(float(p[k]), 4), "recall": round(float(r[k]), 4),
+                                       "f1": round(float(f[k]), 4), "support": int(n[k])}
+                              for k, c in enumerate(classes)},
+                "confusion": {"labels": [str(c) for c in classes],
+                              "matrix": confusion_matrix(y_idx, pred, labels=np.arange(len(classes))).tolist()},
             }
         self.model_ = self._model().fit(X, y_idx)
         self.label_counts_ = {str(c): int(n) for c, n in zip(classes, counts)}
         return self
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("oof_proba_", None)
+        return state
 
     @staticmethod
     def _fit_temperature(logits: NDArray, y_idx: NDArray) -> float:

@@ -1,7 +1,9 @@
 """The triage model: one encode per batch, four heads, the cue layer and similar cases.
 
-``TriageModel`` is composed, not subclassed: an encoder, a fitted :class:`FeatureBuilder`,
-one :class:`Head` per target, the :class:`Lexicons`, a :class:`HybridIndex` and the config.
+``TriageModel`` is composed, not subclassed: an encoder, one :class:`Head` per target with the
+fitted :class:`FeatureBuilder` it was trained on (usually one builder shared by every head; a
+head taken from a base bundle keeps its own), the :class:`Lexicons`, a :class:`HybridIndex` and
+the config.
 ``triage(["刹车突然失灵，差点撞上前车"])`` returns one answer dict per text, in order.
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ DEFAULT_MAX_CHARS = 5000
 @dataclass
 class TriageModel:
     encoder: Encoder
-    features: FeatureBuilder
+    features: dict[str, FeatureBuilder]       # head name -> the builder its head was fitted on
     heads: dict[str, Head]
     lexicons: Lexicons
     cases: HybridIndex
@@ -56,7 +58,7 @@ class TriageModel:
         if not texts:
             return []
         emb, X, cues, emos = self._featurise(texts)
-        probs = {name: head.predict_proba(X) for name, head in self.heads.items()}
+        probs = {name: head.predict_proba(X[name]) for name, head in self.heads.items()}
         contexts = list(contexts) if contexts is not None else [None] * len(texts)
         answers = []
         for i, text in enumerate(texts):
@@ -67,9 +69,18 @@ class TriageModel:
         return answers
 
     def _featurise(self, texts: list[str]):
-        emb = self.encoder.encode(texts, "query")            # the one encode of this batch
+        """The batch's embedding (the one encode), and each head's feature matrix (computed
+        once per distinct builder)."""
+        emb = self.encoder.encode(texts, "query")
         signals, cues, emos = self.lexicons.signals(texts)
-        return emb, self.features.transform(texts, emb, signals), cues, emos
+        by_builder: dict[int, object] = {}
+        X = {}
+        for name in self.heads:
+            fb = self.features[name]
+            if id(fb) not in by_builder:
+                by_builder[id(fb)] = fb.transform(texts, emb, signals)
+            X[name] = by_builder[id(fb)]
+        return emb, X, cues, emos
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
         """Per head, ``(classes, (n, n_classes) calibrated probabilities)`` — for evaluation,
@@ -78,7 +89,7 @@ class TriageModel:
         if not texts:
             return {n: ([str(c) for c in h.classes_], np.zeros((0, len(h.classes_)))) for n, h in self.heads.items()}
         _, X, _, _ = self._featurise(texts)
-        return {n: ([str(c) for c in h.classes_], h.predict_proba(X)) for n, h in self.heads.items()}
+        return {n: ([str(c) for c in h.classes_], h.predict_proba(X[n])) for n, h in self.heads.items()}
 
     def _answer(self, i, text, id_, X, probs, cues, emos, hits) -> dict:
         cfg = self.config
@@ -115,7 +126,7 @@ class TriageModel:
         evidence = {
             "severity": [m.as_evidence() for m in cues],
             "emotion": [m.as_evidence() for m in emos],
-            "complaint_type": self._type_evidence(text, X[i], th, int(order[0])),
+            "complaint_type": self._type_evidence(text, X["complaint_type"][i], th, int(order[0])),
         }
         return {
             "id": id_,
@@ -135,7 +146,7 @@ class TriageModel:
 
     def _type_evidence(self, text: str, row, head: Head, class_index: int, top: int = 5) -> list[dict]:
         """The lexical n-grams that pushed the predicted type most, located in the text."""
-        n_lex = self.features.n_lexical
+        n_lex = self.features["complaint_type"].n_lexical
         row = row.tocsr()
         cols, vals = row.indices, row.data
         keep = cols < n_lex
@@ -160,5 +171,5 @@ class TriageModel:
 
     def _lexical_names(self) -> list[str]:
         if "_names" not in self.meta:
-            self.meta["_names"] = self.features.lexical_names()
+            self.meta["_names"] = self.features["complaint_type"].lexical_names()
         return self.meta["_names"]

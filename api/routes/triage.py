@@ -1,10 +1,15 @@
-"""``POST /v1/triage`` and ``POST /v1/triage/batch``. Plain ``def``: CPU-bound, thread pool."""
+"""``POST /v1/triage`` and ``POST /v1/triage/batch``. Plain ``def``: CPU-bound, thread pool.
+
+Every answer is recorded (one transaction per call, committed before the answer is sent) and
+carries its ``prediction_id`` for ``POST /v1/feedback``.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api.deps import ModelDep, SettingsDep
 from api.errors import ApiError
+from api.routes.feedback import prediction_log
 from api.schemas import BatchRequest, BatchResponse, ErrorResponse, TriageRequest, TriageResponse
 from triage.text import validate_text
 
@@ -15,17 +20,23 @@ ERRORS = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"m
 
 @router.post("/triage", response_model=TriageResponse, responses=ERRORS,
              summary="Grade one complaint: type, severity, emotion, intensity, similar cases")
-def triage_one(req: TriageRequest, model: ModelDep, settings: SettingsDep) -> dict:
+def triage_one(req: TriageRequest, request: Request, model: ModelDep, settings: SettingsDep) -> dict:
     validate_text(req.text, settings.max_text_chars)
-    return model.triage([req.text], [req.id], [req.context()])[0]
+    return _recorded(request, [req], model.triage([req.text], [req.id], [req.context()]))[0]
+
+
+def _recorded(request: Request, items: list[TriageRequest], answers: list[dict]) -> list[dict]:
+    ids = prediction_log(request).record(answers, [it.text for it in items], [it.channel for it in items])
+    return [{**a, "prediction_id": pid} for a, pid in zip(answers, ids)]
 
 
 @router.post("/triage/batch", response_model=BatchResponse, responses=ERRORS,
              summary="Grade up to 64 complaints in one call (one encode for the whole batch)")
-def triage_batch(req: BatchRequest, model: ModelDep, settings: SettingsDep) -> dict:
+def triage_batch(req: BatchRequest, request: Request, model: ModelDep, settings: SettingsDep) -> dict:
     if len(req.items) > settings.max_batch:
         raise ApiError(422, "TOO_MANY_ITEMS", f"items: at most {settings.max_batch} per call, got {len(req.items)}")
     for i, item in enumerate(req.items):
         validate_text(item.text, settings.max_text_chars, f"items[{i}].text")
-    return {"results": model.triage([it.text for it in req.items], [it.id for it in req.items],
-                                    [it.context() for it in req.items])}
+    answers = model.triage([it.text for it in req.items], [it.id for it in req.items],
+                           [it.context() for it in req.items])
+    return {"results": _recorded(request, req.items, answers)}

@@ -1,0 +1,193 @@
+"""Retraining: heads without labels come from --base, a new taxonomy is just new labels,
+feedback becomes records, only new texts are encoded, every bundle has its evaluation report;
+promotion gate, history and rollback; reloading the served bundle without a restart."""
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from training import promote as promo
+from training.__main__ import main as training_main
+from training.train import read_jsonl, train_bundle
+from triage.bundle import current_bundle, load_bundle, set_current
+from triage.encoder.cache import EmbeddingCache
+from triage.errors import DataError
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def new_taxonomy(small_corpus, tmp_path):
+    """The small corpus relabelled with a two-class taxonomy and no other labels."""
+    recs = read_jsonl([small_corpus[0]])
+    out = [{"id": r["id"], "text": r["text"], "complaint_type": "车辆" if r.get("industry") == "auto" else "非车辆"}
+           for r in recs]
+    return _write(tmp_path / "taxonomy.jsonl", out)
+
+
+def test_heads_without_labels_come_from_the_base(tiny_bundle, test_encoder, new_taxonomy, tmp_path):
+    out = tmp_path / "models"
+    result = train_bundle(test_encoder, [new_taxonomy], None, out, base=tiny_bundle, progress=False,
+                          cache_dir=tmp_path / "cache")
+    base = load_bundle(tiny_bundle, test_encoder)
+    model = load_bundle(result.path, test_encoder)
+    assert sorted(model.heads["complaint_type"].classes_) == ["车辆", "非车辆"]
+    for head in ("severity", "emotion", "intensity"):
+        assert list(model.heads[head].classes_) == list(base.heads[head].classes_)
+        assert result.metrics["cross_validated"][head]["from_base"] == tiny_bundle.name
+    answer = model.triage(["刹车突然失灵，差点撞车"])[0]
+    assert answer["complaint_type"]["label"] in ("车辆", "非车辆") and answer["severity"]["label"] in ("一般", "重点", "危机")
+    assert len(model.cases) == len(base.cases)                  # the base's knowledge base
+    manifest = json.loads((result.path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["training_data"]["base"] == tiny_bundle.name
+    assert result.made_current                                  # the first bundle of a folder
+
+
+def test_a_missing_head_without_base_is_a_clear_error(test_encoder, new_taxonomy, tmp_path):
+    with pytest.raises(DataError) as exc:
+        train_bundle(test_encoder, [new_taxonomy], None, tmp_path / "m", progress=False, cache_dir=tmp_path / "c")
+    assert exc.value.code == "HEAD_NO_LABELS" and "severity" in exc.value.message and "--base" in exc.value.message
+
+
+def test_bad_label_values_stop_the_run(test_encoder, tmp_path):
+    data = _write(tmp_path / "bad.jsonl", [{"id": "x1", "text": "一条投诉", "complaint_type": "其他", "severity": "紧急",
+                                            "emotion": "angry", "intensity": 1}])
+    with pytest.raises(DataError) as exc:
+        train_bundle(test_encoder, [data], [], tmp_path / "m", progress=False, cache_dir=tmp_path / "c")
+    assert exc.value.code == "DATA_BAD_LABEL" and "x1" in exc.value.message and "紧急" in exc.value.message
+
+
+def test_a_retrain_encodes_only_new_texts(test_encoder, small_corpus, tmp_path):
+    recs = read_jsonl([small_corpus[0]])
+    first = _write(tmp_path / "first.jsonl", recs[:150])
+    both = _write(tmp_path / "both.jsonl", recs)
+    cache = EmbeddingCache(test_encoder, tmp_path / "cache")
+    train_bundle(cache, [first], [small_corpus[1]], tmp_path / "m", progress=False)
+    before = cache.misses
+    train_bundle(cache, [both], [small_corpus[1]], tmp_path / "m", progress=False)
+    assert cache.misses - before == len(recs) - 150
+
+
+def test_every_bundle_has_an_evaluation_report(tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text(encoding="utf-8"))
+    crisis = manifest["metrics"]["crisis"]
+    assert 0 <= crisis["served"]["recall"] <= 1 and crisis["support"] > 0
+    for head, m in manifest["metrics"]["cross_validated"].items():
+        assert set(m["per_class"]) == set(m["confusion"]["labels"]) and 0 <= m["ece"] <= 1
+    report = (tiny_bundle / "report.md").read_text(encoding="utf-8")
+    assert report.index("危机 recall") < report.index("Cross-validated")
+    assert "## severity" in report and "Confusion" in report
+
+
+# ---------------------------------------------------------------- promotion gate and rollback
+def _fake_eval(scores):
+    """evaluate_model stand-in: scores[bundle name] -> (crisis recall, severity macro-F1)."""
+    def evaluate(model, records, batch=32):
+        recall, f1 = scores[model]
+        return {"n": 1, "crisis": {"recall": recall, "precision": 1.0, "support": 1},
+                "heads": {"severity": {"n": 1, "macro_f1": f1, "accuracy": f1, "labels": ["一般", "重点", "危机"]}}}
+    return evaluate
+
+
+@pytest.fixture
+def three_bundles(tiny_bundle, tmp_path):
+    import shutil
+    models = tmp_path / "models"
+    models.mkdir()
+    names = []
+    for n in ("a", "b", "c"):
+        name = f"{tiny_bundle.name}-{n}"
+        shutil.copytree(tiny_bundle, models / name)
+        path = models / name / "manifest.json"          # not hashed: a copy may take its folder's name
+        path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), "bundle_version": name}),
+                        encoding="utf-8")
+        names.append(name)
+    set_current(models, names[0])
+    return models, names
+
+
+def test_the_gate_refuses_a_crisis_recall_drop_or_a_big_f1_drop(three_bundles, monkeypatch):
+    models, (a, b, c) = three_bundles
+    monkeypatch.setattr(promo, "evaluate_model", _fake_eval({a: (0.90, 0.70), b: (0.88, 0.80), c: (0.90, 0.685)}))
+    lines = []
+    assert not promo.promote(models / b, models, lambda p: p.name, [], "eval", out=lines.append)
+    assert "危机 recall drops from 0.900 to 0.880" in lines[-1]
+    assert not promo.promote(models / c, models, lambda p: p.name, [], "eval", out=lines.append)
+    assert "severity macro-F1 drops by 1.5 points" in lines[-1]
+    assert current_bundle(models).name == a
+    assert [e["action"] for e in promo.read_history(models)] == ["refused", "refused"]
+
+
+def test_promote_then_rollback(three_bundles, monkeypatch):
+    models, (a, b, c) = three_bundles
+    monkeypatch.setattr(promo, "evaluate_model", _fake_eval({a: (0.90, 0.70), b: (0.92, 0.695), c: (0.95, 0.75)}))
+    assert promo.promote(models / b, models, lambda p: p.name, [], "eval", out=lambda s: None)   # −0.5 pt is allowed
+    assert promo.promote(models / c, models, lambda p: p.name, [], "eval", out=lambda s: None)
+    assert current_bundle(models).name == c
+    assert promo.rollback(models, out=lambda s: None) == b
+    assert promo.rollback(models, out=lambda s: None) == a
+    with pytest.raises(DataError) as exc:
+        promo.rollback(models, out=lambda s: None)
+    assert exc.value.code == "ROLLBACK_NO_HISTORY"
+
+
+def test_promote_command_refuses_a_bundle_outside_the_models_folder(tiny_bundle, tmp_path, capsys):
+    assert training_main(["promote", str(tiny_bundle), "--models-dir", str(tmp_path), "--eval",
+                          str(tmp_path / "none.jsonl"), "--encoder", "hashing-test"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- reload without restart
+@pytest.fixture
+def served(three_bundles, test_encoder, tmp_path):
+    models, names = three_bundles
+    settings = Settings(models_dir=models, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", encoder="hashing-test",
+                        admin_token="s3cret")
+    return create_app(settings, loader=lambda s: load_bundle(current_bundle(models), test_encoder)), models, names
+
+
+def test_reload_swaps_the_bundle_without_failing_requests(served):
+    app, models, (a, b, c) = served
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(app) as client:
+        assert client.get("/v1/model").json()["model_version"] == a
+        assert client.post("/v1/admin/reload").status_code == 401
+        set_current(models, b)
+        errors, stop = [], threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                r = client.post("/v1/triage", json={"text": "快递丢了，客服不理人"})
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+        t = threading.Thread(target=hammer)
+        t.start()
+        r = client.post("/v1/admin/reload", headers=auth)
+        stop.set()
+        t.join()
+        assert r.status_code == 200 and r.json() == {"model_version": b, "previous_version": a, "changed": True}
+        assert errors == []
+        assert client.post("/v1/triage", json={"text": "快递丢了"}).json()["model_version"] == b
+        bad = client.post("/v1/admin/reload", headers=auth, json={"bundle": "no-such-bundle"})
+        assert bad.status_code == 409 and bad.json()["code"] == "BUNDLE_NOT_FOUND"
+        assert client.get("/v1/model").json()["model_version"] == b       # still serving b
+
+
+def test_the_watcher_follows_models_current(three_bundles, test_encoder, tmp_path):
+    import time
+    models, (a, b, c) = three_bundles
+    settings = Settings(models_dir=models, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", encoder="hashing-test",
+                        watch_current_seconds=0.1)
+    app = create_app(settings, loader=lambda s: load_bundle(current_bundle(models), test_encoder))
+    with TestClient(app) as client:
+        set_current(models, c)
+        deadline = time.monotonic() + 20
+        while client.get("/v1/model").json()["model_version"] != c and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/v1/model").json()["model_version"] == c
