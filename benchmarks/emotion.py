@@ -47,10 +47,11 @@ def cnsenti_predict(texts: list[str]) -> list[str]:
     return out
 
 
-def _import(rel: str, config: str) -> list[dict]:
+def _import(rel: str, config: str, dedupe: bool = True) -> list[dict]:
     from training.importers import import_file, load_import_config
     from training.shared_data import shared_data_dir
-    recs, _ = import_file(shared_data_dir() / rel, load_import_config(config))
+    cfg = load_import_config(config).model_copy(update={"dedupe": dedupe})
+    recs, _ = import_file(shared_data_dir() / rel, cfg)
     return [{"id": r["id"], "text": r["text"], "emotion": r["emotion"]} for r in recs]
 
 
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     from triage.encoder.cache import EmbeddingCache
 
     smp = _import("smp2020_ewect/train.csv", "smp2020_train")[:args.train_limit]
-    evals = {name: _import(f"smp2020_ewect/{name}_eval_labeled.json", "smp2020_eval") for name in ("usual", "virus")}
+    # the official evaluation files as they are: every row scored, repeated posts included
+    evals = {name: _import(f"smp2020_ewect/{name}_eval_labeled.json", "smp2020_eval", dedupe=False)
+             for name in ("usual", "virus")}
     work = Path(tempfile.mkdtemp(prefix="emotion-bench-"))
     smp_file = work / "smp2020_train.jsonl"
     smp_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in smp), encoding="utf-8")

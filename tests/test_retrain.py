@@ -191,3 +191,23 @@ def test_the_watcher_follows_models_current(three_bundles, test_encoder, tmp_pat
         while client.get("/v1/model").json()["model_version"] != c and time.monotonic() < deadline:
             time.sleep(0.1)
         assert client.get("/v1/model").json()["model_version"] == c
+
+
+def test_train_command_learns_from_feedback(tiny_bundle, tmp_path, monkeypatch, capsys):
+    from triage.store import PredictionLog
+
+    monkeypatch.setenv("TRIAGE_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"sqlite:///{tmp_path / 'fb.db'}"
+    log = PredictionLog(url)
+    texts = [f"刹车在高速上突然失灵，第{i}次差点出事" for i in range(6)] + [f"快递晚到了{i}天，问一下进度" for i in range(6)]
+    ids = log.record([{"id": None}] * len(texts), texts, model_version="v0")
+    for pid, text in zip(ids, texts):
+        log.add_feedback(pid, {"severity": "危机" if "刹车" in text else "一般"}, "supervisor")
+    out = tmp_path / "models"
+    assert training_main(["train", "--feedback", "--base", str(tiny_bundle), "--database-url", url,
+                          "--encoder", "hashing-test", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "12 corrections of 12 predictions; 12 usable" in printed
+    manifest = json.loads((current_bundle(out) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["training_data"]["label_counts"]["severity"] == {"一般": 6, "危机": 6}
+    assert manifest["metrics"]["cross_validated"]["complaint_type"]["from_base"] == tiny_bundle.name

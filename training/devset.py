@@ -189,6 +189,17 @@ def _grade_metrics(y_true: list[str], y_pred: list[str]) -> dict:
             "confusion": confusion(y_true, y_pred, list(GRADES))}
 
 
+def _ece(scores: list[dict], gold: list[str]) -> float:
+    """Expected calibration error of the heads' probabilities on these held-out items."""
+    import numpy as np
+    from triage.heads import expected_calibration_error
+
+    labels = sorted(scores[0]) if scores else []
+    proba = np.array([[s[k] for k in labels] for s in scores])
+    y = np.array([labels.index(g) if g in labels else -1 for g in gold])
+    return round(expected_calibration_error(proba, y), 4) if len(y) else float("nan")
+
+
 def evaluate_devset(model, items: list[DevItem], batch: int = 32) -> dict:
     """Severity (the served decision, and the model and cue parts alone), emotion and intensity
     of ``model`` on the annotated items."""
@@ -212,9 +223,12 @@ def evaluate_devset(model, items: list[DevItem], batch: int = 32) -> dict:
         by_source[src] = {"n": len(idx), **{k: v for k, v in _grade_metrics([gold[k] for k in idx],
                                                                           [final[k] for k in idx]).items()
                                             if k in ("crisis_recall", "crisis_precision", "macro_f1")}}
+    sev_ece = _ece([a["severity"]["scores"] for a in answers], gold)
+    emo_ece = _ece([a["emotion"]["scores"] for a in answers], [it.emotion for it in items])
     return {
         "n": len(items),
         "labels": {g: gold.count(g) for g in GRADES},
+        "ece": {"severity": sev_ece, "emotion": emo_ece},
         "severity": _grade_metrics(gold, final),
         "severity_model_only": _grade_metrics(gold, model_only),
         "severity_cues_only": _grade_metrics(gold, cues_only),
@@ -235,7 +249,9 @@ def render_devset(version: str, r: dict) -> str:
         m = r[key]
         lines.append(f"| {name} | {m['crisis_recall']:.3f} | {m['crisis_precision']:.3f} | {m['macro_f1']:.3f} | "
                      f"{m['accuracy']:.3f} |")
-    lines += ["", f"Intensity Spearman ρ: {r['intensity_spearman']:.3f}. Emotion macro-F1 "
+    lines += ["", f"Calibration on these held-out complaints (ECE of the head's probabilities): severity "
+              f"{r['ece']['severity']:.3f}, emotion {r['ece']['emotion']:.3f}.",
+              "", f"Intensity Spearman ρ: {r['intensity_spearman']:.3f}. Emotion macro-F1 "
               f"{r['emotion']['macro_f1']:.3f}, accuracy {r['emotion']['accuracy']:.3f}. "
               f"needs_review on {r['needs_review_rate']:.1%} of answers.", "",
               "| source | n | 危机 recall | 危机 precision | macro-F1 |", "|---|---|---|---|---|"]

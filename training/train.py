@@ -174,7 +174,8 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     t0 = time.perf_counter()
     records = (read_jsonl(data) if data else []) + list(extra_records)
     if not records:
-        raise DataError("DATA_EMPTY", f"no records in {[str(p) for p in data]}")
+        raise DataError("DATA_EMPTY", f"no training records: the files {[str(p) for p in data or []]} and the "
+                        f"{extra_source} ({len(extra_records)} records) hold none")
     check_labels(records)
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder, cache_dir)
     base_bundle = BaseBundle.load(base, cache) if base else None
@@ -281,6 +282,15 @@ def render_report(version: str, data: dict, metrics: dict) -> str:
             src = f" (from `{m['from_base']}`)" if m.get("from_base") else ""
             lines.append(f"| {head}{src} | {m['n']} | {m['folds']} | {m['macro_f1']:.3f} | {m['accuracy']:.3f} | "
                          f"{m['ece']:.3f} | {m['ece_uncalibrated']:.3f} |")
+    lines += ["", "## Confidence: share of answers at or above a top probability, and their accuracy", "",
+              "Use it to set `ReviewThresholds`: below the threshold an answer asks for review.", "",
+              "| head | " + " | ".join(f"≥ {t:.1f}" for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) + " |",
+              "|---" * 8 + "|"]
+    for head, m in metrics["cross_validated"].items():
+        if m.get("by_confidence"):
+            lines.append(f"| {head} | " + " | ".join(
+                f"{b['coverage']:.0%} @ {b['accuracy']:.2f}" if b["accuracy"] is not None else "—"
+                for b in m["by_confidence"]) + " |")
     for head, m in metrics["cross_validated"].items():
         if not m.get("per_class"):
             continue

@@ -117,6 +117,12 @@ class Head:
                 "per_class": {str(c): {"precision": round(float(p[k]), 4), "recall": round(float(r[k]), 4),
                                        "f1": round(float(f[k]), 4), "support": int(n[k])}
                               for k, c in enumerate(classes)},
+                # For choosing the needs_review threshold: answers whose top probability is at
+                # least t — what share of them there are, and how often they are right.
+                "by_confidence": [{"threshold": t, "coverage": round(float((proba.max(axis=1) >= t).mean()), 4),
+                                   "accuracy": round(float((pred == y_idx)[proba.max(axis=1) >= t].mean()), 4)
+                                   if (proba.max(axis=1) >= t).any() else None}
+                                  for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)],
                 "confusion": {"labels": [str(c) for c in classes],
                               "matrix": confusion_matrix(y_idx, pred, labels=np.arange(len(classes))).tolist()},
             }
