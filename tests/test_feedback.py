@@ -102,3 +102,18 @@ def test_later_corrections_of_a_field_win(url):
     log.add_feedback(pid, {"severity": "危机"}, "b")
     records, _ = log.training_records()
     assert records == [{"id": f"fb-{pid}", "severity": "危机", "emotion": "sad", "text": "一条投诉"}]
+
+
+def test_a_database_failure_is_a_clear_503_not_a_lost_answer(app_factory, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def broken(*a, **k):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+    with TestClient(app_factory()) as c:
+        pid = c.post("/v1/triage", json={"text": TEXT}).json()["prediction_id"]
+        monkeypatch.setattr(PredictionLog, "record", broken)
+        monkeypatch.setattr(PredictionLog, "add_feedback", broken)
+        r = c.post("/v1/triage", json={"text": TEXT})
+        assert r.status_code == 503 and r.json()["code"] == "PREDICTION_STORE_UNAVAILABLE"
+        r = c.post("/v1/feedback", json={"prediction_id": pid, "corrections": {"severity": "危机"}, "reviewer": "a"})
+        assert r.status_code == 503 and r.json()["code"] == "FEEDBACK_STORE_UNAVAILABLE"

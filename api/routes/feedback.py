@@ -27,11 +27,16 @@ def prediction_log(request: Request):
              summary="Record a supervisor's correction of a prediction")
 def add_feedback(req: FeedbackRequest, request: Request) -> dict:
     log = prediction_log(request)
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         fb = log.add_feedback(req.prediction_id, req.corrections.model_dump(exclude_none=True), req.reviewer, req.reason)
     except DataError as exc:
         status = 404 if exc.code == "PREDICTION_NOT_FOUND" else 422
         raise ApiError(status, exc.code, exc.message) from exc
+    except SQLAlchemyError as exc:      # not stored: say so, so the caller retries
+        raise ApiError(503, "FEEDBACK_STORE_UNAVAILABLE", "the correction could not be stored; nothing was "
+                       "recorded, retry shortly") from exc
     return {**fb, "prediction": log.get(req.prediction_id)["prediction"]}
 
 

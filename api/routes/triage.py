@@ -5,6 +5,8 @@ carries its ``prediction_id`` for ``POST /v1/feedback``.
 """
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 
 from api.deps import ModelDep, SettingsDep
@@ -13,6 +15,7 @@ from api.routes.feedback import prediction_log
 from api.schemas import BatchRequest, BatchResponse, ErrorResponse, TriageRequest, TriageResponse
 from triage.text import validate_text
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["triage"])
 ERRORS = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
           503: {"model": ErrorResponse}}
@@ -26,7 +29,14 @@ def triage_one(req: TriageRequest, request: Request, model: ModelDep, settings: 
 
 
 def _recorded(request: Request, items: list[TriageRequest], answers: list[dict]) -> list[dict]:
-    ids = prediction_log(request).record(answers, [it.text for it in items], [it.channel for it in items])
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        ids = prediction_log(request).record(answers, [it.text for it in items], [it.channel for it in items])
+    except SQLAlchemyError as exc:      # an answer that cannot be recorded is not given out
+        log.error("recording predictions failed: %s", exc)
+        raise ApiError(503, "PREDICTION_STORE_UNAVAILABLE", "the prediction record cannot be written right now; "
+                       "retry shortly") from exc
     return [{**a, "prediction_id": pid} for a, pid in zip(answers, ids)]
 
 
