@@ -194,6 +194,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_args(p: argparse.ArgumentParser, func) -> None:
+    """The options shared by the commands that evaluate one bundle on ../shared/data."""
+    p.add_argument("--bundle", type=Path, help="default: models/CURRENT")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
+    p.add_argument("--out", type=Path, help="Markdown report path (a .json is written beside it)")
+    p.add_argument("--encoder", default="e5-small")
+    p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,13 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--models-dir", type=Path, default=Path("models"))
     rb.set_defaults(func=_cmd_rollback)
 
-    d = sub.add_parser("devset", help="evaluate a bundle on the annotated severity development set")
-    d.add_argument("--bundle", type=Path, help="default: models/CURRENT")
-    d.add_argument("--models-dir", type=Path, default=Path("models"))
-    d.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
-    d.add_argument("--out", type=Path, help="Markdown report path (a .json is written beside it)")
-    d.add_argument("--encoder", default="e5-small")
-    d.set_defaults(func=_cmd_devset)
+    _evaluation_args(sub.add_parser("devset", help="evaluate a bundle on the annotated severity development set"),
+                     _cmd_devset)
 
     i = sub.add_parser("import", help="turn a CSV/JSONL/JSON/XLSX file into corpus-schema JSONL")
     i.add_argument("input", type=Path)
@@ -273,13 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--encoder", default="e5-small")
     k.set_defaults(func=_cmd_import_cases)
 
-    r = sub.add_parser("report", help="evaluate a bundle's complaint types on real data in ../shared/data")
-    r.add_argument("--bundle", type=Path, help="default: models/CURRENT")
-    r.add_argument("--models-dir", type=Path, default=Path("models"))
-    r.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
-    r.add_argument("--out", type=Path, help="Markdown report path (a .json is written beside it)")
-    r.add_argument("--encoder", default="e5-small")
-    r.set_defaults(func=_cmd_report)
+    _evaluation_args(sub.add_parser("report", help="evaluate a bundle's complaint types on real data in "
+                                    "../shared/data"), _cmd_report)
 
     c = sub.add_parser("check-corpus", help="validate the labelled corpus and its label minimums")
     c.add_argument("files", type=Path, nargs="*")

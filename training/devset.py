@@ -20,7 +20,6 @@ than a handful of cases. Nothing in the selection looks at our cues or model.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,14 +97,12 @@ def read_labels(path: str | Path = DEVSET) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError("DEVSET_NOT_FOUND", f"the development set {path} does not exist")
+    from training.train import iter_json_lines
+
     out, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError("DEVSET_BAD_LINE", f"{path.name} line {n}: not JSON ({exc})") from exc
+    for n, row in iter_json_lines(path, "DEVSET_BAD_LINE"):
+        if not isinstance(row, dict):
+            raise DataError("DEVSET_BAD_LINE", f"{path.name} line {n}: expected an object")
         problems = []
         if row.get("source") not in CONFIGS:
             problems.append(f"source {row.get('source')!r} is not one of {sorted(CONFIGS)}")

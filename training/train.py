@@ -43,19 +43,25 @@ DEFAULT_DATA = sorted((ROOT / "corpora" / "complaints").glob("*.jsonl"))
 DEFAULT_CASES = sorted((ROOT / "corpora" / "kb").glob("*.jsonl"))
 
 
+def iter_json_lines(path: Path, code: str) -> Iterable[tuple[int, object]]:
+    """``(line number, parsed value)`` for every non-blank line; a bad line raises
+    ``DataError(code)`` naming the file and line."""
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(code, f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+
+
 def read_jsonl(paths: Iterable[Path]) -> list[dict]:
     out = []
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise DataError("DATA_NOT_FOUND", f"training file {path} does not exist")
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError("DATA_BAD_JSON", f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+        for n, rec in iter_json_lines(path, "DATA_BAD_JSON"):
             if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or not rec["text"].strip():
                 raise DataError("DATA_BAD_RECORD", f"{path}:{n}: expected an object with a non-empty 'text'")
             out.append(rec)
