@@ -126,12 +126,17 @@ def read_labels(path: str | Path = DEVSET) -> list[dict]:
     return out
 
 
-def load_devset(path: str | Path = DEVSET, data_root: str | Path | None = None) -> tuple[list[DevItem], list[str]]:
+def load_devset(path: str | Path = DEVSET, data_root: str | Path | None = None,
+                sources: dict[str, dict[str, dict]] | None = None) -> tuple[list[DevItem], list[str]]:
     """Join the labels with ``../shared/data``; returns the items and a list of join problems
-    (a key no longer in the source, or a text whose hash changed)."""
+    (a key no longer in the source, or a text whose hash changed). ``sources`` (source file →
+    imported records by id) is filled as files are read, so a caller joining two label files
+    reads each source once."""
     root = shared_data_dir(data_root)
     labels = read_labels(path)
-    sources = {rel: _load_source(root, rel) for rel in sorted({r["source"] for r in labels})}
+    sources = {} if sources is None else sources
+    for rel in sorted({r["source"] for r in labels} - set(sources)):
+        sources[rel] = _load_source(root, rel)
     items, problems = [], []
     for row in labels:
         rec = sources[row["source"]].get(row["key"])
@@ -145,12 +150,6 @@ def load_devset(path: str | Path = DEVSET, data_root: str | Path | None = None) 
     return items, problems
 
 
-def _grams(text: str, n: int = 5) -> set[str]:
-    from triage.text import normalise
-    t = "".join(normalise(text).split())
-    return {t[i:i + n] for i in range(max(1, len(t) - n + 1))}
-
-
 def annotated_records(path: str | Path = ANNOTATIONS, data_root: str | Path | None = None,
                       max_jaccard: float = 0.5) -> tuple[list[dict], str]:
     """The training annotations joined with ``../shared/data`` as training records (severity,
@@ -161,12 +160,16 @@ def annotated_records(path: str | Path = ANNOTATIONS, data_root: str | Path | No
     root = shared_data_dir(data_root, required=False)
     if root is None:
         return [], f"annotated real complaints skipped: the data folder ({data_root or '../shared/data'}) is not there"
-    items, problems = load_devset(path, root)
-    dev, _ = load_devset(DEVSET, root)
-    dev_grams = [_grams(d.text) for d in dev]
+    from training.corpus_check import char_ngrams
+    from triage.text import normalise
+
+    sources: dict[str, dict[str, dict]] = {}
+    items, problems = load_devset(path, root, sources)
+    dev, _ = load_devset(DEVSET, root, sources)
+    dev_grams = [char_ngrams(normalise(d.text)) for d in dev]
     records, near = [], 0
     for it in items:
-        g = _grams(it.text)
+        g = char_ngrams(normalise(it.text))
         if any(len(g & d) / max(1, len(g | d)) > max_jaccard for d in dev_grams):
             near += 1
             continue
@@ -201,11 +204,9 @@ def evaluate_devset(model, items: list[DevItem], batch: int = 32) -> dict:
     """Severity (the served decision, and the model and cue parts alone), emotion and intensity
     of ``model`` on the annotated items."""
     from scipy.stats import spearmanr
-    from training.evaluate import classification_metrics
+    from training.evaluate import classification_metrics, triage_all
 
-    answers = []
-    for i in range(0, len(items), batch):
-        answers += model.triage([it.text[:model.max_chars] for it in items[i:i + batch]])
+    answers = triage_all(model, [it.text for it in items], batch)
     gold = [it.severity for it in items]
     final = [a["severity"]["label"] for a in answers]
     model_only = [a["severity"]["model_label"] for a in answers]

@@ -51,6 +51,14 @@ def confusion(y_true: Sequence[str], y_pred: Sequence[str], true_labels: Sequenc
     return {"true": list(true_labels), "pred": pred_labels, "matrix": m[rows].tolist()}
 
 
+def triage_all(model, texts: list[str], batch: int = 32) -> list[dict]:
+    """Served answers for many texts, in batches (one encode each), texts cut to the model's limit."""
+    answers: list[dict] = []
+    for i in range(0, len(texts), batch):
+        answers += model.triage([t[:model.max_chars] for t in texts[i:i + batch]])
+    return answers
+
+
 def predict_types(model, texts: list[str], batch: int = 256) -> tuple[list[str], np.ndarray]:
     classes: list[str] = []
     parts = []

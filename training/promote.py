@@ -26,7 +26,7 @@ from pathlib import Path
 from triage.bundle import current_bundle, set_current
 from triage.errors import DataError
 from triage.lexicon import GRADES
-from training.evaluate import classification_metrics
+from training.evaluate import classification_metrics, triage_all
 
 HISTORY = "HISTORY.jsonl"
 HEADS = ("complaint_type", "severity", "emotion", "intensity")
@@ -51,9 +51,7 @@ def load_eval_records(path: str | Path | None = None, data_root: str | Path | No
 
 def evaluate_model(model, records: list[dict], batch: int = 32) -> dict:
     """Served answers scored per head: macro-F1 (and 危机 recall/precision for severity)."""
-    answers = []
-    for i in range(0, len(records), batch):
-        answers += model.triage([r["text"][:model.max_chars] for r in records[i:i + batch]])
+    answers = triage_all(model, [r["text"] for r in records], batch)
     pred = {"complaint_type": [a["complaint_type"]["label"] for a in answers],
             "severity": [a["severity"]["label"] for a in answers],
             "emotion": [a["emotion"]["label"] for a in answers],
