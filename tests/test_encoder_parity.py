@@ -145,3 +145,21 @@ def test_model_folder_loads_as_sentence_transformer():
     v = st.encode(["刹车突然失灵"], prompt_name="query")
     assert v.shape == (1, 384) and abs(float(np.linalg.norm(v[0])) - 1) < 1e-4
     assert st.prompts["query"] == "query: " and st.prompts["passage"] == "passage: "
+
+
+def test_onnx_backend_matches_torch(e5_encoder):
+    """The default backend is ONNX Runtime (an fp32 export of the same model); torch stays
+    available and both give the same vectors, long texts included."""
+    from triage.encoder.e5 import E5Encoder
+    assert e5_encoder.backend == "onnx"
+    torch_enc = E5Encoder(backend="torch")
+    for kind in ("query", "passage"):
+        cos = np.sum(e5_encoder.encode(TEXTS, kind) * torch_enc.encode(TEXTS, kind), axis=1)
+        assert cos.min() >= 0.9999, f"{kind}: cosine {cos.min():.6f} on {TEXTS[int(np.argmin(cos))][:30]!r}"
+
+
+def test_unknown_backend_is_refused():
+    from triage.encoder.e5 import E5Encoder
+    from triage.errors import EncoderError
+    with pytest.raises(EncoderError, match="backend must be one of"):
+        E5Encoder(backend="tensorrt")

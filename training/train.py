@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -203,13 +204,16 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
               f"{len(case_records)} knowledge-base cases; training {trained}"
               + (f", taking {missing} from {base_bundle.path.name}" if missing else ""))
     texts = [r["text"] for r in records]
-    emb = prog.encode(cache, texts, "query")
-    if case_emb is None:
-        case_emb = prog.encode(cache, [c["text"] for c in case_records], "passage")
-
-    features = FeatureBuilder(Segmenter(), config.features).fit(texts)
-    signals, cues, _ = lexicons.signals(texts)
-    X = features.transform(texts, emb, signals)
+    features = FeatureBuilder(Segmenter(), config.features)
+    # Segmentation, n-gram vocabularies and cue signals are single-threaded Python; the encoder
+    # releases the GIL, so the lexical side runs beside the encoding instead of after it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lexical_side = pool.submit(lambda: (features.fit_lexical(texts), *lexicons.signals(texts)[:2]))
+        emb = prog.encode(cache, texts, "query")
+        if case_emb is None:
+            case_emb = prog.encode(cache, [c["text"] for c in case_records], "passage")
+        lexical, signals, cues = lexical_side.result()
+    X = features.assemble(lexical, emb, signals)
 
     heads: dict[str, Head] = {}
     builders: dict[str, FeatureBuilder] = {}

@@ -8,6 +8,7 @@ caller; this module never calls the encoder.
 """
 from __future__ import annotations
 
+import pickle
 from typing import Sequence
 
 import numpy as np
@@ -36,6 +37,13 @@ class _WordAnalyzer:
         return grams
 
 
+class _Packed:
+    """A vectorizer pickled by the C pickler (see ``FeatureBuilder.__getstate__``)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+
 class FeatureBuilder:
     """``fit(texts)`` learns the vocabularies; ``transform(texts, embeddings, extra)`` returns a
     CSR matrix with one row per text."""
@@ -45,6 +53,12 @@ class FeatureBuilder:
         self.params = params
 
     def fit(self, texts: Sequence[str]) -> "FeatureBuilder":
+        self.fit_lexical(texts)
+        return self
+
+    def fit_lexical(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Learn both vocabularies; return the weighted lexical block of ``texts`` (pure CPU work
+        without the embeddings, so a trainer can run it while the texts are being encoded)."""
         p = self.params
         texts = list(texts)
         if not texts:
@@ -56,25 +70,58 @@ class FeatureBuilder:
                                      preprocessor=normalise, lowercase=False,
                                      min_df=min(p.min_df, len(texts)), max_features=p.max_char_features,
                                      sublinear_tf=True, dtype=np.float32)
-        self.word_.fit(texts)
-        self.char_.fit(texts)
-        return self
+        w, c = self.word_.fit_transform(texts), self.char_.fit_transform(texts)
+        self._drop_cut_terms()
+        return self._weigh(w, c)
+
+    def _drop_cut_terms(self) -> None:
+        """Forget the terms min_df/max_features cut (``stop_words_``): they are only for
+        introspection, and pickling hundreds of thousands of n-grams made saving take seconds."""
+        for vec in (getattr(self, "word_", None), getattr(self, "char_", None)):
+            if vec is not None and hasattr(vec, "stop_words_"):
+                del vec.stop_words_
+
+    def __getstate__(self) -> dict:
+        # The vocabularies are dicts of hundreds of thousands of n-grams: joblib's pickler is
+        # pure Python and took over ten seconds on them, so they travel as one blob from the
+        # C pickler (protocol 5) and joblib stores bytes.
+        self._drop_cut_terms()           # builders fitted before this existed still carry them
+        state = self.__dict__.copy()
+        for name in ("word_", "char_"):
+            if name in state:
+                state[name] = _Packed(pickle.dumps(state[name], protocol=5))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, pickle.loads(value.blob) if isinstance(value, _Packed) else value)
+
+    def fit_transform(self, texts: Sequence[str], embeddings: NDArray[np.float32],
+                      extra: NDArray[np.float32] | None = None) -> sp.csr_matrix:
+        """``fit(texts)`` then ``transform(…)`` of the same texts, segmenting each text once."""
+        return self.assemble(self.fit_lexical(list(texts)), embeddings, extra)
 
     @property
     def n_lexical(self) -> int:
         return len(self.word_.vocabulary_) + len(self.char_.vocabulary_)
 
     def lexical(self, texts: Sequence[str]) -> sp.csr_matrix:
-        w = self.word_.transform(texts) * self.params.word_weight
-        c = self.char_.transform(texts) * self.params.char_weight
-        return sp.hstack([w, c], format="csr", dtype=np.float32)
+        return self._weigh(self.word_.transform(texts), self.char_.transform(texts))
+
+    def _weigh(self, words: sp.csr_matrix, chars: sp.csr_matrix) -> sp.csr_matrix:
+        return sp.hstack([words * self.params.word_weight, chars * self.params.char_weight],
+                         format="csr", dtype=np.float32)
 
     def transform(self, texts: Sequence[str], embeddings: NDArray[np.float32],
                   extra: NDArray[np.float32] | None = None) -> sp.csr_matrix:
-        texts = list(texts)
-        if embeddings.shape[0] != len(texts):
-            raise InputError("FEATURES_SHAPE", f"got {len(texts)} texts but {embeddings.shape[0]} embeddings")
-        blocks = [self.lexical(texts), sp.csr_matrix(embeddings * self.params.embedding_weight)]
+        return self.assemble(self.lexical(list(texts)), embeddings, extra)
+
+    def assemble(self, lexical: sp.csr_matrix, embeddings: NDArray[np.float32],
+                  extra: NDArray[np.float32] | None = None) -> sp.csr_matrix:
+        """``[lexical | w · embeddings | w · extra]`` as one CSR matrix."""
+        if embeddings.shape[0] != lexical.shape[0]:
+            raise InputError("FEATURES_SHAPE", f"got {lexical.shape[0]} texts but {embeddings.shape[0]} embeddings")
+        blocks = [lexical, sp.csr_matrix(embeddings * self.params.embedding_weight)]
         if extra is not None:
             blocks.append(sp.csr_matrix(extra * self.params.signal_weight))
         return sp.hstack(blocks, format="csr", dtype=np.float32)

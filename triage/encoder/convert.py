@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     path = ensure_model_dir(args.out, force=args.force)
-    print(f"encoder ready: {path}")
+    from triage.encoder.e5 import E5Encoder
+    encoder = E5Encoder(path)          # also exports the ONNX copy when onnxruntime is installed
+    print(f"encoder ready: {path} (backend: {encoder.backend})")
     return 0
 
 

