@@ -12,6 +12,7 @@ package; running it needs only ``onnxruntime``. Without them the encoder runs on
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -32,12 +33,7 @@ FILE = "e5-mean-opt.onnx"
 
 def available() -> bool:
     """Whether ONNX Runtime and the exporter's ``onnx`` package are importable."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 def _export(bert, hidden: int, heads: int, out: Path) -> None:
