@@ -6,7 +6,7 @@ loopback port in a child process, then on the same texts measures:
 1. single-request latency through HTTP (``POST /v1/triage``, one at a time): median and p95;
 2. batch throughput (``POST /v1/triage/batch`` with 64 items): texts per second;
 3. the bare encoder on the same texts, in this process: one text at a time (median) and in
-   batches of 64 (texts per second);
+   batches of 64 (texts per second), on the default backend and on torch;
 
 and prints the overhead as ratios (HTTP single median ÷ encoder single median; encoder batch
 throughput ÷ HTTP batch throughput). Texts come from the project's own corpora; the server
@@ -63,18 +63,25 @@ def main(argv: list[str] | None = None) -> int:
                         json={"items": [{"text": t} for t in texts[i:i + 64]]}).raise_for_status()
         batch_secs = time.perf_counter() - t0
 
-    from triage.encoder import get_encoder
-    enc = get_encoder("e5-small")
-    enc.encode(texts[:5])
-    enc_single = []
-    for t in texts:
+    from triage.encoder.e5 import E5Encoder
+
+    def time_encoder(enc) -> tuple[list[float], float]:
+        enc.encode(texts[:5])
+        one = []
+        for t in texts:
+            t0 = time.perf_counter()
+            enc.encode([t])
+            one.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        enc.encode([t])
-        enc_single.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for i in range(0, len(texts), 64):
-        enc.encode(texts[i:i + 64])
-    enc_batch_secs = time.perf_counter() - t0
+        for i in range(0, len(texts), 64):
+            enc.encode(texts[i:i + 64])
+        return one, time.perf_counter() - t0
+
+    enc = E5Encoder()                     # the service's default backend (ONNX Runtime when installed)
+    enc_single, enc_batch_secs = time_encoder(enc)
+    other = None
+    if enc.backend != "torch":            # the same model on torch, for the ratio
+        other = time_encoder(E5Encoder(backend="torch"))
 
     chars = statistics.median(len(t) for t in texts)
     http_med, enc_med = statistics.median(single), statistics.median(enc_single)
@@ -86,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'bare encoder, one text':34s}{enc_med*1e3:10.1f}{pct(enc_single, .95)*1e3:10.1f}{1/enc_med:10.1f}")
     print(f"{'HTTP POST /v1/triage/batch (64)':34s}{'':10s}{'':10s}{http_tps:10.1f}")
     print(f"{'bare encoder, batches of 64':34s}{'':10s}{'':10s}{enc_tps:10.1f}")
+    if other is not None:
+        t_med, t_tps = statistics.median(other[0]), len(texts) / other[1]
+        print(f"{'bare encoder on torch, one text':34s}{t_med*1e3:10.1f}{pct(other[0], .95)*1e3:10.1f}{1/t_med:10.1f}")
+        print(f"{'bare encoder on torch, batches of 64':34s}{'':10s}{'':10s}{t_tps:10.1f}")
+        print(f"backend: {enc.backend} is {t_med/enc_med:.2f}x faster than torch for one text, "
+              f"{enc_tps/t_tps:.2f}x in batches")
     print(f"overhead: single request = {http_med/enc_med:.2f}x the bare encode "
           f"(+{(http_med-enc_med)*1e3:.1f} ms); batch throughput = {http_tps/enc_tps:.2f}x the bare encoder's")
     return 0
