@@ -2,6 +2,8 @@
 validated, joined with ../shared/data when it is there (skipped otherwise)."""
 import json
 
+import numpy as np
+
 import pytest
 
 from training.devset import ANNOTATIONS, DEVSET, annotated_records, load_devset, read_labels
@@ -57,3 +59,23 @@ def test_training_annotations_leave_out_near_duplicates_of_the_devset():
 def test_without_the_data_folder_annotations_are_skipped_with_a_message(tmp_path):
     records, line = annotated_records(data_root=tmp_path / "absent")
     assert records == [] and "skipped" in line
+
+
+class _LengthModel:
+    """A stand-in severity head: P(危机) grows with the text's length (for the selection test)."""
+
+    def predict_proba(self, texts):
+        p = np.array([min(len(t) / 400, 1.0) for t in texts])
+        return {"severity": (["一般", "危机", "重点"], np.stack([(1 - p) / 2, p, (1 - p) / 2], axis=1))}
+
+
+@needs_data
+def test_active_learning_draws_from_the_uncertain_band_and_skips_what_is_annotated():
+    from training.devset import select_uncertain
+    rel = "heimao/train.csv"
+    first = select_uncertain(_LengthModel(), per_source={rel: 8}, low=0.25, high=0.5)
+    assert len(first) == 8 and all(100 <= len(r["text"]) <= 200 for r in first)
+    again = select_uncertain(_LengthModel(), per_source={rel: 8}, low=0.25, high=0.5,
+                             exclude={(r["source"], r["key"]) for r in first})
+    assert not {r["key"] for r in first} & {r["key"] for r in again}
+    assert select_uncertain(_LengthModel(), per_source={rel: 8}, low=0.25, high=0.5) == first   # seeded

@@ -4,6 +4,7 @@ promotion gate, history and rollback; reloading the served bundle without a rest
 import json
 import threading
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,7 +12,7 @@ from api.app import create_app
 from api.settings import Settings
 from training import promote as promo
 from training.__main__ import main as training_main
-from training.train import read_jsonl, train_bundle
+from training.train import choose_crisis_threshold, read_jsonl, train_bundle
 from triage.bundle import current_bundle, load_bundle, set_current
 from triage.encoder.cache import EmbeddingCache
 from triage.errors import DataError
@@ -47,6 +48,8 @@ def test_heads_without_labels_come_from_the_base(tiny_bundle, test_encoder, new_
     manifest = json.loads((result.path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["training_data"]["base"] == tiny_bundle.name
     assert result.made_current                                  # the first bundle of a folder
+    base_rule = json.loads((tiny_bundle / "manifest.json").read_text(encoding="utf-8"))["config"]["severity_rule"]
+    assert manifest["config"]["severity_rule"] == base_rule     # the base head keeps its operating point
 
 
 def test_a_missing_head_without_base_is_a_clear_error(test_encoder, new_taxonomy, tmp_path):
@@ -72,6 +75,22 @@ def test_a_retrain_encodes_only_new_texts(test_encoder, small_corpus, tmp_path):
     before = cache.misses
     train_bundle(cache, [both], [small_corpus[1]], tmp_path / "m", progress=False)
     assert cache.misses - before == len(recs) - 150
+
+
+def test_the_crisis_threshold_is_the_largest_meeting_the_recall_target():
+    from triage.config import SeverityRule
+    from triage.lexicon import Match
+    y = ["危机"] * 10 + ["重点"] * 10
+    p_crisis = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05] + [0.3] * 10
+    proba = np.array([[1 - p, p] for p in p_crisis])
+    no_cues = [[] for _ in y]
+    rule = SeverityRule(target_recall=0.8)
+    assert choose_crisis_threshold(y, proba, ["重点", "危机"], no_cues, rule) == 0.2      # 8 of 10 reach 0.2
+    # an asserted crisis cue already catches the two lowest: the threshold can rise
+    forced = [[Match("刹车失灵", 0, 4, "safety", 1.0, "asserted", "危机")]] * 2
+    cues = no_cues[:8] + forced + no_cues[10:]
+    assert choose_crisis_threshold(y, proba, ["重点", "危机"], cues, rule) == 0.4
+    assert choose_crisis_threshold(y, proba, ["重点", "危机"], no_cues, SeverityRule(target_recall=None)) == 0.35
 
 
 def test_every_bundle_has_an_evaluation_report(tiny_bundle):

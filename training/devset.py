@@ -92,6 +92,35 @@ def select(data_root: str | Path | None = None, seed: int = 20261122, max_chars:
     return [{"source": rel, "key": r["id"], "sha": text_sha(r["text"]), "text": r["text"]} for rel, r in picked]
 
 
+def select_uncertain(model, data_root: str | Path | None = None, seed: int = 7501, low: float = 0.25,
+                     high: float = 0.85, per_source: dict[str, int] | None = None, max_chars: int = 2000,
+                     exclude: set[tuple[str, str]] = frozenset()) -> list[dict]:
+    """Training complaints for a round of active learning: rows whose 危机 probability under
+    ``model``'s severity head lies in ``[low, high]`` — where a bundle is least sure whether to
+    raise a crisis — drawn at random (seeded) per source. Only for *training* annotations: the
+    development set is drawn by :func:`select`, never by a model. ``exclude`` holds
+    ``(source, key)`` pairs already annotated (the development set included)."""
+    root = shared_data_dir(data_root)
+    per_source = per_source or {"car_complaints/car_complaints_train.csv": 200,
+                                "gov_messages/messages_with_votes.xlsx": 80,
+                                "gov_messages/messages_with_replies.xlsx": 80,
+                                "heimao/train.csv": 80}
+    rng = random.Random(seed)
+    picked: list[dict] = []
+    for rel, n in per_source.items():
+        pool = [r for r in _load_source(root, rel).values()
+                if (rel, r["id"]) not in exclude and 0 < len(r["text"]) <= max_chars]
+        crisis = []
+        for i in range(0, len(pool), 256):
+            classes, proba = model.predict_proba([r["text"] for r in pool[i:i + 256]])["severity"]
+            crisis += proba[:, classes.index("危机")].tolist()
+        band = [r for r, p in zip(pool, crisis) if low <= p <= high]
+        picked += [{"source": rel, "key": r["id"], "sha": text_sha(r["text"]), "text": r["text"]}
+                   for r in rng.sample(band, min(n, len(band)))]
+    rng.shuffle(picked)
+    return picked
+
+
 def read_labels(path: str | Path = DEVSET) -> list[dict]:
     """The annotation file, validated: every line names a known source and valid labels."""
     path = Path(path)

@@ -26,7 +26,7 @@ import numpy as np
 
 from triage.bundle import current_bundle, encoder_identity, load_parts, save_bundle, set_current, verify_bundle
 from triage.cases import CaseIndex
-from triage.config import TrainConfig
+from triage.config import SeverityRule, TrainConfig
 from triage.encoder.base import Encoder
 from triage.encoder.cache import EmbeddingCache
 from triage.errors import BundleError, DataError
@@ -150,6 +150,24 @@ class BaseBundle:
                    np.load(path / "cases.npy").astype(np.float32))
 
 
+def choose_crisis_threshold(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],
+                            rule: SeverityRule) -> float:
+    """The largest crisis threshold (a 0.01 grid from 0.05 to 0.95) at which the served decision
+    — 危机 when P(危机) reaches the threshold or an asserted cue forces it — recalls at least
+    ``rule.target_recall`` of the 危机 records, on out-of-fold probabilities. Missing a crisis
+    costs more than a false alarm, so the operating point is set by recall, from the training
+    data, never from an evaluation set."""
+    gold = np.asarray([t == "危机" for t in y])
+    if rule.target_recall is None or not gold.any():
+        return rule.crisis_threshold
+    p = proba[:, list(classes).index("危机")]
+    forced = np.asarray([Lexicons.cue_strength(c)["危机"] >= rule.cue_crisis for c in cues], dtype=bool)
+    for t in np.round(np.arange(0.95, 0.049, -0.01), 2):
+        if ((p >= t) | forced)[gold].mean() >= rule.target_recall:
+            return float(t)
+    return 0.05
+
+
 def crisis_metrics(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],
                    config: TrainConfig) -> dict:
     """危机 recall and precision of the served decision (out-of-fold probabilities + cues) and of
@@ -164,7 +182,9 @@ def crisis_metrics(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], 
         tp = sum(p == t == "危机" for p, t in zip(pred, y))
         return {"recall": round(tp / max(1, sum(t == "危机" for t in y)), 4),
                 "precision": round(tp / max(1, sum(p == "危机" for p in pred)), 4)}
-    return {"support": sum(t == "危机" for t in y), "served": pr(served), "model_only": pr(model_only)}
+    return {"support": sum(t == "危机" for t in y), "served": pr(served), "model_only": pr(model_only),
+            "crisis_threshold": config.severity_rule.crisis_threshold,
+            "target_recall": config.severity_rule.target_recall}
 
 
 def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] | None, out: Path,
@@ -197,6 +217,11 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
 
     trained = [n for n in HEAD_NAMES if any(has_label(r, n) for r in records)]
     missing = [n for n in HEAD_NAMES if n not in trained]
+    if "severity" in missing and base_bundle is not None:
+        # the base's severity head comes with the operating point chosen for it
+        rule = base_bundle.manifest.get("config", {}).get("severity_rule")
+        if rule:
+            config = config.model_copy(update={"severity_rule": SeverityRule.model_validate(rule)})
     if missing and base_bundle is None:
         raise DataError("HEAD_NO_LABELS", f"no record carries a label for {missing}; every head needs labels, "
                         "or give --base BUNDLE to take those heads from an existing bundle")
@@ -235,7 +260,12 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         label_counts[name] = head.label_counts_
         metrics[name] = head.cv_metrics_
         if name == "severity" and getattr(head, "oof_proba_", None) is not None:
-            crisis = crisis_metrics(y, head.oof_proba_, head.classes_, [cues[i] for i in rows], config)
+            row_cues = [cues[i] for i in rows]
+            t = choose_crisis_threshold(y, head.oof_proba_, head.classes_, row_cues, config.severity_rule)
+            config = config.model_copy(update={"severity_rule": config.severity_rule.model_copy(
+                update={"crisis_threshold": t})})
+            prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ {config.severity_rule.target_recall})")
+            crisis = crisis_metrics(y, head.oof_proba_, head.classes_, row_cues, config)
     if not crisis and base_bundle is not None:
         crisis = {**base_bundle.manifest["metrics"].get("crisis", {}), "from_base": base_bundle.path.name}
     index = CaseIndex.build(case_records, case_emb)
@@ -280,6 +310,10 @@ def render_report(version: str, data: dict, metrics: dict) -> str:
         lines += [f"- served decision: recall **{c['served']['recall']:.3f}**, precision {c['served']['precision']:.3f} "
                   f"({c['support']} 危机 records)",
                   f"- severity head alone: recall {c['model_only']['recall']:.3f}, precision {c['model_only']['precision']:.3f}"]
+        if c.get("crisis_threshold") is not None:
+            how = (f"the largest giving out-of-fold served recall ≥ {c['target_recall']}" if c.get("target_recall")
+                   else "fixed in the configuration")
+            lines.append(f"- crisis threshold P(危机) ≥ {c['crisis_threshold']:.2f} ({how})")
         if c.get("from_base"):
             lines.append(f"- (severity head taken from `{c['from_base']}`)")
     else:

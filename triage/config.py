@@ -45,6 +45,9 @@ class HeadParams(_Strict):
 class SeverityRule(_Strict):
     """Crisis-first, ordinal decision rule (see ``docs`` in ``triage/severity.py``)."""
     crisis_threshold: float = Field(0.35, gt=0, lt=1)     # P(危机) at which the model alone says 危机
+    # Training sets crisis_threshold to the largest value at which the served decision's
+    # out-of-fold 危机 recall on the training records is at least this (None: keep the value above).
+    target_recall: float | None = Field(0.90, gt=0, le=1)
     major_threshold: float = Field(0.45, gt=0, lt=1)      # P(重点)+P(危机) at which the model says ≥ 重点
     cue_crisis: float = Field(0.6, gt=0, le=1)            # asserted 危机-cue strength that forces 危机
     cue_major: float = Field(0.5, gt=0, le=1)             # asserted 重点-cue strength that forces ≥ 重点
