@@ -79,3 +79,11 @@ def test_active_learning_draws_from_the_uncertain_band_and_skips_what_is_annotat
                              exclude={(r["source"], r["key"]) for r in first})
     assert not {r["key"] for r in first} & {r["key"] for r in again}
     assert select_uncertain(_LengthModel(), per_source={rel: 8}, low=0.25, high=0.5) == first   # seeded
+
+
+@needs_data
+def test_actively_chosen_annotations_are_marked_as_such():
+    records, _ = annotated_records()
+    marked = [r for r in records if r.get("sampling") == "uncertain"]
+    assert 0 < len(marked) < len(records)
+    assert all(r["id"].startswith("ann:") for r in marked)

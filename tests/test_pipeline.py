@@ -85,3 +85,24 @@ def test_similar_cases_carry_resolutions_and_a_reply_draft(model):
 def test_nothing_similar_says_so(model):
     r = model.triage(["zzzz qqqq 1234"])[0]
     assert r["similar_cases"] == [] and r["suggested_response"]["available"] is False
+
+
+def test_calibration_uses_only_the_representative_rows():
+    """Rows picked because a model was unsure of them (here: label noise) train the head but do
+    not soften every answer's confidence: the temperature comes from the other rows."""
+    import numpy as np
+
+    from triage.errors import InputError
+    from triage.heads import Head
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = np.where(X[:, 0] > 0, "a", "b")
+    noisy = np.arange(400) >= 300
+    y[noisy] = rng.choice(["a", "b"], size=100)               # the hard, "uncertain" rows
+    everything = Head("t", seed=1).fit(X, y)
+    representative = Head("t", seed=1).fit(X, y, calibration=~noisy)
+    assert representative.cv_metrics_["calibration_rows"] == 300
+    assert representative.temperature_ < everything.temperature_   # sharper on ordinary rows
+    with pytest.raises(InputError, match="calibration mask"):
+        Head("t").fit(X, y, calibration=[True] * 10)

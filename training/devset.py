@@ -55,6 +55,7 @@ class DevItem:
     severity: str
     emotion: str
     intensity: int
+    batch: str = ""          # the annotation batch (``al-…``: drawn by select_uncertain)
 
 
 def _load_source(root: Path, rel: str) -> dict[str, dict]:
@@ -175,7 +176,7 @@ def load_devset(path: str | Path = DEVSET, data_root: str | Path | None = None,
             problems.append(f"{row['source']} {row['key']}: text changed (sha {text_sha(rec['text'])} != {row['sha']})")
         else:
             items.append(DevItem(row["source"], row["key"], rec["text"], row["severity"], row["emotion"],
-                                 int(row["intensity"])))
+                                 int(row["intensity"]), str(row.get("batch", ""))))
     return items, problems
 
 
@@ -202,8 +203,11 @@ def annotated_records(path: str | Path = ANNOTATIONS, data_root: str | Path | No
         if any(len(g & d) / max(1, len(g | d)) > max_jaccard for d in dev_grams):
             near += 1
             continue
-        records.append({"id": f"ann:{it.source}:{it.key}", "text": it.text, "severity": it.severity,
-                        "emotion": it.emotion, "intensity": it.intensity})
+        rec = {"id": f"ann:{it.source}:{it.key}", "text": it.text, "severity": it.severity,
+               "emotion": it.emotion, "intensity": it.intensity}
+        if it.batch.startswith("al-"):          # drawn by select_uncertain: not a random sample
+            rec["sampling"] = "uncertain"
+        records.append(rec)
     return records, (f"{len(records)} annotated real complaints from {Path(path).name} ({len(problems)} no longer "
                      f"join, {near} near duplicates of the development set left out)")
 

@@ -255,13 +255,16 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         rows = [i for i, r in enumerate(records) if has_label(r, name)]
         y = [str(records[i][name]).strip() for i in rows]
         prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)")
-        head = Head(name, config.heads.get(name), seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y)
+        calibration = [records[i].get("sampling") != "uncertain" for i in rows]
+        head = Head(name, config.heads.get(name), seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y, calibration)
         heads[name], builders[name] = head, features
         label_counts[name] = head.label_counts_
         metrics[name] = head.cv_metrics_
         if name == "severity" and getattr(head, "oof_proba_", None) is not None:
             row_cues = [cues[i] for i in rows]
-            t = choose_crisis_threshold(y, head.oof_proba_, head.classes_, row_cues, config.severity_rule)
+            keep = [k for k, c in enumerate(calibration) if c]     # the operating point, like the
+            t = choose_crisis_threshold([y[k] for k in keep], head.oof_proba_[keep], head.classes_,  # temperature,
+                                        [row_cues[k] for k in keep], config.severity_rule)  # from representative rows
             config = config.model_copy(update={"severity_rule": config.severity_rule.model_copy(
                 update={"crisis_threshold": t})})
             prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ {config.severity_rule.target_recall})")

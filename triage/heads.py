@@ -77,10 +77,20 @@ class Head:
         return LogisticRegression(C=p.C, class_weight=p.class_weight, max_iter=p.max_iter,
                                   random_state=self.seed)
 
-    def fit(self, X, y: Sequence[str]) -> "Head":
+    def fit(self, X, y: Sequence[str], calibration: Sequence[bool] | None = None) -> "Head":
+        """Fit on all rows. ``calibration`` marks the rows that represent what the service will
+        see (default: all): the temperature, the ECE and the confidence table come from their
+        out-of-fold predictions only — rows picked *because* a model was unsure of them (active
+        learning) are harder than usual and would make every answer look less certain."""
         y = np.asarray([str(v) for v in y])
         if X.shape[0] != len(y):
             raise InputError("HEAD_SHAPE", f"head {self.name!r}: {X.shape[0]} feature rows but {len(y)} labels")
+        cal = np.ones(len(y), dtype=bool) if calibration is None else np.asarray(calibration, dtype=bool)
+        if cal.shape != (len(y),):
+            raise InputError("HEAD_SHAPE", f"head {self.name!r}: calibration mask has {cal.shape[0]} rows, "
+                             f"expected {len(y)}")
+        if cal.sum() < max(20, len(y) // 10):        # too few representative rows: use them all
+            cal = np.ones(len(y), dtype=bool)
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2:
             raise InputError("HEAD_ONE_CLASS", f"head {self.name!r} needs at least 2 classes, got {list(classes)}")
@@ -102,26 +112,27 @@ class Head:
                 oof[np.ix_(te, fold_classes)] = logits
                 missing = np.setdiff1d(np.arange(len(classes)), fold_classes)
                 oof[np.ix_(te, missing)] = -1e4
-            self.temperature_ = self._fit_temperature(oof, y_idx)
+            self.temperature_ = self._fit_temperature(oof[cal], y_idx[cal])
             proba = _softmax(oof / self.temperature_)
             self.oof_proba_ = proba          # for the trainer's report; not saved (see __getstate__)
             pred = proba.argmax(axis=1)
+            conf, right = proba[cal].max(axis=1), (pred == y_idx)[cal]
             p, r, f, n = precision_recall_fscore_support(y_idx, pred, labels=np.arange(len(classes)), zero_division=0)
             self.cv_metrics_ = {
                 "folds": folds, "n": int(len(y)),
                 "macro_f1": round(float(f1_score(y_idx, pred, average="macro")), 4),
                 "accuracy": round(float(accuracy_score(y_idx, pred)), 4),
-                "ece": round(expected_calibration_error(proba, y_idx), 4),
-                "ece_uncalibrated": round(expected_calibration_error(_softmax(oof), y_idx), 4),
+                "ece": round(expected_calibration_error(proba[cal], y_idx[cal]), 4),
+                "ece_uncalibrated": round(expected_calibration_error(_softmax(oof[cal]), y_idx[cal]), 4),
+                "calibration_rows": int(cal.sum()),
                 "temperature": round(self.temperature_, 4),
                 "per_class": {str(c): {"precision": round(float(p[k]), 4), "recall": round(float(r[k]), 4),
                                        "f1": round(float(f[k]), 4), "support": int(n[k])}
                               for k, c in enumerate(classes)},
                 # For choosing the needs_review threshold: answers whose top probability is at
                 # least t — what share of them there are, and how often they are right.
-                "by_confidence": [{"threshold": t, "coverage": round(float((proba.max(axis=1) >= t).mean()), 4),
-                                   "accuracy": round(float((pred == y_idx)[proba.max(axis=1) >= t].mean()), 4)
-                                   if (proba.max(axis=1) >= t).any() else None}
+                "by_confidence": [{"threshold": t, "coverage": round(float((conf >= t).mean()), 4),
+                                   "accuracy": round(float(right[conf >= t].mean()), 4) if (conf >= t).any() else None}
                                   for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)],
                 "confusion": {"labels": [str(c) for c in classes],
                               "matrix": confusion_matrix(y_idx, pred, labels=np.arange(len(classes))).tolist()},
