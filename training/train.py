@@ -314,7 +314,8 @@ def render_report(version: str, data: dict, metrics: dict) -> str:
                   f"({c['support']} 危机 records)",
                   f"- severity head alone: recall {c['model_only']['recall']:.3f}, precision {c['model_only']['precision']:.3f}"]
         if c.get("crisis_threshold") is not None:
-            how = (f"the largest giving out-of-fold served recall ≥ {c['target_recall']}" if c.get("target_recall")
+            how = (f"the largest giving out-of-fold served recall ≥ {c['target_recall']} on the records not "
+                   "chosen by active learning" if c.get("target_recall")
                    else "fixed in the configuration")
             lines.append(f"- crisis threshold P(危机) ≥ {c['crisis_threshold']:.2f} ({how})")
         if c.get("from_base"):
