@@ -262,12 +262,14 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         metrics[name] = head.cv_metrics_
         if name == "severity" and getattr(head, "oof_proba_", None) is not None:
             row_cues = [cues[i] for i in rows]
-            keep = [k for k, c in enumerate(calibration) if c]     # the operating point, like the
-            t = choose_crisis_threshold([y[k] for k in keep], head.oof_proba_[keep], head.classes_,  # temperature,
-                                        [row_cues[k] for k in keep], config.severity_rule)  # from representative rows
+            # the operating point comes from the same representative rows as the temperature
+            keep = np.flatnonzero(head.oof_calibration_)
+            t = choose_crisis_threshold([y[k] for k in keep], head.oof_proba_[keep], head.classes_,
+                                        [row_cues[k] for k in keep], config.severity_rule)
             config = config.model_copy(update={"severity_rule": config.severity_rule.model_copy(
                 update={"crisis_threshold": t})})
-            prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ {config.severity_rule.target_recall})")
+            prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ "
+                      f"{config.severity_rule.target_recall} on {len(keep)} representative records)")
             crisis = crisis_metrics(y, head.oof_proba_, head.classes_, row_cues, config)
     if not crisis and base_bundle is not None:
         crisis = {**base_bundle.manifest["metrics"].get("crisis", {}), "from_base": base_bundle.path.name}

@@ -115,6 +115,7 @@ class Head:
             self.temperature_ = self._fit_temperature(oof[cal], y_idx[cal])
             proba = _softmax(oof / self.temperature_)
             self.oof_proba_ = proba          # for the trainer's report; not saved (see __getstate__)
+            self.oof_calibration_ = cal      # the rows the temperature was fitted on; not saved either
             pred = proba.argmax(axis=1)
             conf, right = proba[cal].max(axis=1), (pred == y_idx)[cal]
             p, r, f, n = precision_recall_fscore_support(y_idx, pred, labels=np.arange(len(classes)), zero_division=0)
@@ -144,6 +145,7 @@ class Head:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("oof_proba_", None)
+        state.pop("oof_calibration_", None)
         return state
 
     @staticmethod
