@@ -34,3 +34,13 @@ def test_pickled_builder_transforms_the_same():
     assert not hasattr(restored.word_, "stop_words_")
     assert restored.word_.vocabulary_ == b.word_.vocabulary_
     assert abs(restored.transform(TEXTS[:2], emb) - b.transform(TEXTS[:2], emb)).max() == 0
+
+
+def test_a_builder_pickled_before_packing_still_loads():
+    """Bundles saved before the vocabularies were packed hold the vectorizers themselves."""
+    b = _builder().fit(TEXTS)
+    old_state = dict(b.__dict__)                      # what the default pickling used to store
+    restored = FeatureBuilder.__new__(FeatureBuilder)
+    restored.__setstate__(old_state)
+    emb = np.zeros((2, 8), np.float32)
+    assert abs(restored.transform(TEXTS[:2], emb) - b.transform(TEXTS[:2], emb)).max() == 0
