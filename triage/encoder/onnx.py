@@ -3,8 +3,9 @@
 The sentence-transformers model stays the source of truth: its ``BertModel`` plus mean
 pooling is exported once to ONNX (``torch.onnx.export``), then ONNX Runtime's transformer
 optimiser fuses attention, GELU and skip-layer-norm. Weights stay fp32, so the vectors match
-the torch forward pass (the parity test asks cosine ≥ 0.9999); on 2 cores it encodes
-complaint-length texts about 1.3–1.4× faster than torch (``benchmarks/latency.py`` prints both).
+the torch forward pass (the parity test asks cosine ≥ 0.9999). On 2 cores one short complaint
+encodes about 2× faster than on torch and batches about 1.2× (``benchmarks/latency.py``
+prints both, side by side).
 
 The file lives beside the model folder (``<model>/onnx/e5-mean-opt.onnx``), is stamped with
 the model's fingerprint and is rebuilt when that changes. Building it needs the ``onnx``
