@@ -54,6 +54,7 @@ def test_completed_exposure_is_crisis(lex):
 
 def test_self_harm_threat_is_never_discounted(lex):
     assert strength(lex, "再不退钱我就跳楼")["危机"] >= 0.9
+    assert strength(lex, "被催收逼得真的想死，活不下去了")["危机"] >= 0.6    # the idiom's exclusion is narrow
 
 
 @pytest.mark.parametrize("text, value", [("损失3万元", 30000), ("才3元", 3), ("两千块", 2000),
@@ -116,7 +117,8 @@ def test_decision_is_ordinal():
 
 @pytest.mark.parametrize("text", ["后刹车片磨损到报警线了，4S店要收费更换", "仪表盘故障报警灯一直亮",
                                   "车机的在线媒体用不了", "最后受伤害的还是我们消费者", "催收电话把我手机都打炸了",
-                                  "计划修建110kV高压线离小区太近", "自动扣款110元，我没开通过"])
+                                  "计划修建110kV高压线离小区太近", "自动扣款110元，我没开通过",
+                                  "催收上门闹得家里吵架，想死的心都有了"])
 def test_harmless_phrases_that_contain_a_cue_do_not_fire(lex, text):
     assert not [m for m in lex.severity_cues(text) if m.grade == "危机" and m.status == "asserted"], text
 
