@@ -128,6 +128,12 @@ def test_real_police_and_media_still_fire(lex):
     assert _grade(lex, "这件事电视台已经报道了") == "危机"
 
 
+def test_a_collectors_claim_of_police_or_lawsuit_is_pressure_not_fact(lex):
+    for text in ("机器人打电话称已报案，文书发到户籍地", "催收谎称已经起诉我了", "对方冒充公安局打电话"):
+        assert not [m for m in lex.severity_cues(text) if m.grade == "危机" and m.status == "asserted"], text
+    assert _grade(lex, "被打了以后我已报案，派出所已经立案") == "危机"
+
+
 def test_intimidation_by_collectors_is_major_not_crisis(lex):
     assert _grade(lex, "催收员打电话恐吓我父母") == "重点"
     assert _grade(lex, "催收的扬言要带人上门打断腿") == "危机"
