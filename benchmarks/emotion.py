@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "reports" / "emotion.json")
     args = parser.parse_args(argv)
 
+    from training.evaluate import predict_head
     from training.train import DEFAULT_CASES, DEFAULT_DATA, read_jsonl, train_bundle
     from triage.bundle import load_bundle
     from triage.encoder import get_encoder
@@ -100,10 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for name, recs in evals.items():
         texts, y = [r["text"] for r in recs], [r["emotion"] for r in recs]
-        ours = []
-        for i in range(0, len(texts), 256):
-            classes, proba = model.predict_proba(texts[i:i + 256])["emotion"]
-            ours += [classes[j] for j in proba.argmax(axis=1)]
+        classes, proba = predict_head(model, texts, "emotion")
+        ours = [classes[j] for j in proba.argmax(axis=1)]
         row = {"n": len(recs), "ours": scores(y, ours), "baseline": scores(y, baseline.predict(texts)),
                "cnsenti": scores(y, cnsenti_predict(texts))}
         report["results"][name] = row

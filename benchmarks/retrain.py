@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
@@ -61,6 +60,7 @@ class Ours:
         self.n = 0
 
     def fit_predict(self, train: list[dict], test: list[dict]) -> tuple[list[str], float]:
+        from training.evaluate import predict_head
         from training.train import train_bundle
         from triage.bundle import load_bundle
 
@@ -71,11 +71,8 @@ class Ours:
                               make_current=False, progress=False)
         secs = time.perf_counter() - t0
         model = load_bundle(result.path, self.encoder)
-        classes, proba = [], []
-        for i in range(0, len(test), 256):
-            classes, p = model.predict_proba([r["text"] for r in test[i:i + 256]])["complaint_type"]
-            proba.append(p)
-        return [classes[j] for j in np.concatenate(proba).argmax(axis=1)], secs
+        classes, proba = predict_head(model, [r["text"] for r in test])
+        return [classes[j] for j in proba.argmax(axis=1)], secs
 
 
 def macro_f1(test: list[dict], pred: list[str]) -> float:

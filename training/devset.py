@@ -101,6 +101,8 @@ def select_uncertain(model, data_root: str | Path | None = None, seed: int = 750
     raise a crisis — drawn at random (seeded) per source. Only for *training* annotations: the
     development set is drawn by :func:`select`, never by a model. ``exclude`` holds
     ``(source, key)`` pairs already annotated (the development set included)."""
+    from training.evaluate import predict_head
+
     root = shared_data_dir(data_root)
     per_source = per_source or {"car_complaints/car_complaints_train.csv": 200,
                                 "gov_messages/messages_with_votes.xlsx": 80,
@@ -111,10 +113,8 @@ def select_uncertain(model, data_root: str | Path | None = None, seed: int = 750
     for rel, n in per_source.items():
         pool = [r for r in _load_source(root, rel).values()
                 if (rel, r["id"]) not in exclude and 0 < len(r["text"]) <= max_chars]
-        crisis = []
-        for i in range(0, len(pool), 256):
-            classes, proba = model.predict_proba([r["text"] for r in pool[i:i + 256]])["severity"]
-            crisis += proba[:, classes.index("危机")].tolist()
+        classes, proba = predict_head(model, [r["text"] for r in pool], "severity")
+        crisis = proba[:, classes.index("危机")] if classes else []
         band = [r for r, p in zip(pool, crisis) if low <= p <= high]
         picked += [{"source": rel, "key": r["id"], "sha": text_sha(r["text"]), "text": r["text"]}
                    for r in rng.sample(band, min(n, len(band)))]

@@ -59,11 +59,13 @@ def triage_all(model, texts: list[str], batch: int = 32) -> list[dict]:
     return answers
 
 
-def predict_types(model, texts: list[str], batch: int = 256) -> tuple[list[str], np.ndarray]:
+def predict_head(model, texts: list[str], head: str = "complaint_type",
+                 batch: int = 256) -> tuple[list[str], np.ndarray]:
+    """One head's classes and calibrated probabilities for many texts, in batches (one encode each)."""
     classes: list[str] = []
     parts = []
     for i in range(0, len(texts), batch):
-        classes, proba = model.predict_proba(texts[i:i + batch])["complaint_type"]
+        classes, proba = model.predict_proba(texts[i:i + batch])[head]
         parts.append(proba)
     return classes, np.concatenate(parts) if parts else np.zeros((0, len(classes)))
 
@@ -80,7 +82,7 @@ def evaluate_types(model, data_root: str | Path | None = None) -> dict:
         texts = [r["text"][:model.max_chars] for r in records]
         y = [r["complaint_type"] for r in records]
         labels = sorted(set(y))
-        classes, proba = predict_types(model, texts)
+        classes, proba = predict_head(model, texts)
         open_pred = [classes[j] for j in proba.argmax(axis=1)]
         allowed = np.array([c in labels for c in classes])
         within = [classes[j] for j in np.where(allowed, proba, -1).argmax(axis=1)]

@@ -24,7 +24,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from triage.bundle import current_bundle, encoder_identity, load_parts, save_bundle, set_current, verify_bundle
+from triage.bundle import (current_bundle, encoder_identity, load_parts, read_cases, save_bundle, set_current,
+                           verify_bundle)
 from triage.cases import CaseIndex
 from triage.config import SeverityRule, TrainConfig
 from triage.encoder.base import Encoder
@@ -145,9 +146,7 @@ class BaseBundle:
             raise BundleError("BUNDLE_ENCODER", f"base bundle {path} was trained with encoder {want['name']} "
                               f"({want.get('fingerprint')}); this run uses {have['name']} ({have['fingerprint']})")
         parts = load_parts(path)
-        cases = [json.loads(line) for line in (path / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
-        return cls(path, manifest, parts["features"], parts["heads"], cases,
-                   np.load(path / "cases.npy").astype(np.float32))
+        return cls(path, manifest, parts["features"], parts["heads"], *read_cases(path))
 
 
 def choose_crisis_threshold(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],

@@ -182,18 +182,24 @@ def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = No
                           f"({want.get('fingerprint')}); the service has {have['name']} ({have['fingerprint']})")
     try:
         parts = load_parts(bundle)
-        cases = [json.loads(line) for line in (bundle / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
-        emb = np.load(bundle / "cases.npy")
+        cases, emb = read_cases(bundle)
     except Exception as exc:  # noqa: BLE001 - hashes matched, so this is an incompatibility
         raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: files match the manifest but cannot be read: {exc}") from exc
     config = TrainConfig.model_validate(manifest["config"])
     index = HybridIndex(parts["features"]["complaint_type"].segmenter, have["dim"],
                         RetrievalParams(min_similarity=config.similar_min_score))
-    index.upsert(cases, emb.astype(np.float32))
+    index.upsert(cases, emb)
     return TriageModel(encoder=encoder, features=parts["features"], heads=parts["heads"],
                        lexicons=Lexicons(bundle / "lexicons"), cases=index, config=config,
                        version=manifest["bundle_version"], max_chars=max_chars or DEFAULT_MAX_CHARS,
                        meta={"manifest": manifest, "path": str(bundle)})
+
+
+def read_cases(bundle: str | Path) -> tuple[list[dict], np.ndarray]:
+    """A bundle's knowledge-base cases and their float32 passage embeddings."""
+    bundle = Path(bundle)
+    cases = [json.loads(line) for line in (bundle / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    return cases, np.load(bundle / "cases.npy").astype(np.float32)
 
 
 def load_parts(bundle: str | Path) -> dict:
