@@ -18,11 +18,13 @@ def _builder() -> FeatureBuilder:
     return FeatureBuilder(Segmenter(), FeatureParams(min_df=1))
 
 
-def test_fit_transform_equals_fit_then_transform():
+def test_fitting_in_one_pass_equals_fit_then_transform():
+    """What training does (fit_lexical, then assemble with the embeddings) equals fit + transform."""
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(TEXTS), 8)).astype(np.float32)
     extra = rng.random((len(TEXTS), 3)).astype(np.float32)
-    one = _builder().fit_transform(TEXTS, emb, extra)
+    b = _builder()
+    one = b.assemble(b.fit_lexical(TEXTS), emb, extra)
     two = _builder().fit(TEXTS).transform(TEXTS, emb, extra)
     assert one.shape == two.shape and abs(one - two).max() < 1e-6
 

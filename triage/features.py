@@ -96,11 +96,6 @@ class FeatureBuilder:
         for name, value in state.items():
             setattr(self, name, pickle.loads(value.blob) if isinstance(value, _Packed) else value)
 
-    def fit_transform(self, texts: Sequence[str], embeddings: NDArray[np.float32],
-                      extra: NDArray[np.float32] | None = None) -> sp.csr_matrix:
-        """``fit(texts)`` then ``transform(…)`` of the same texts, segmenting each text once."""
-        return self.assemble(self.fit_lexical(list(texts)), embeddings, extra)
-
     @property
     def n_lexical(self) -> int:
         return len(self.word_.vocabulary_) + len(self.char_.vocabulary_)

@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 BACKENDS = ("onnx", "torch")
 
 
+def mean_pooled(bert, input_ids, attention_mask):
+    """Torch: the mean of ``bert``'s last hidden states over each row's real tokens (not yet
+    normalised: a long text averages several windows first). The ONNX export runs this too."""
+    hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1)
+
+
 class _Tokenizer:
     """The model folder's ``tokenizer.json`` on the ``tokenizers`` library, with the few calls
     the encoder makes in the shape of the transformers tokenizer (which would import torch,
@@ -126,10 +134,7 @@ class E5Encoder:
         import torch
 
         with torch.inference_mode():
-            hidden = self._bert(input_ids=torch.from_numpy(input_ids),
-                                attention_mask=torch.from_numpy(mask)).last_hidden_state
-            m = torch.from_numpy(mask).unsqueeze(-1).to(hidden.dtype)
-            return ((hidden * m).sum(1) / m.sum(1)).numpy()
+            return mean_pooled(self._bert, torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
 
     def token_ids(self, text: str, kind: Kind = "query") -> list[int]:
         """The ids the model sees for ``text`` in one window (with ``<s>``/``</s>``)."""

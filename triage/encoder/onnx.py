@@ -43,18 +43,17 @@ def _export(bert, hidden: int, heads: int, out: Path) -> None:
     import torch
     from onnxruntime.transformers import optimizer
 
+    from triage.encoder.e5 import mean_pooled
+
     class MeanBody(torch.nn.Module):
-        """``BertModel`` followed by mean pooling over the attention mask (no normalisation:
-        long texts average several windows first)."""
+        """``BertModel`` followed by the torch backend's own mean pooling."""
 
         def __init__(self, body) -> None:
             super().__init__()
             self.body = body
 
         def forward(self, input_ids, attention_mask):
-            h = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            return (h * m).sum(1) / m.sum(1)
+            return mean_pooled(self.body, input_ids, attention_mask)
 
     ids = torch.ones((2, 8), dtype=torch.long)
     with tempfile.TemporaryDirectory() as tmp:
