@@ -106,3 +106,55 @@ def test_calibration_uses_only_the_representative_rows():
     assert representative.temperature_ < everything.temperature_   # sharper on ordinary rows
     with pytest.raises(InputError, match="calibration mask"):
         Head("t").fit(X, y, calibration=[True] * 10)
+
+
+def _few_shot_problem(seed: int, per_class: int, n_classes: int = 8, dim: int = 16, n_lex: int = 300):
+    """Classes are directions in an embedding block; the lexical block is noise a linear model
+    can overfit, and the class names' embeddings point exactly at the classes."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    centres = np.linalg.qr(np.random.default_rng(100).normal(size=(dim, dim)))[0][:n_classes]
+    rng = np.random.default_rng(seed)
+    y_idx = np.repeat(np.arange(n_classes), per_class)
+    emb = centres[y_idx] + rng.normal(scale=0.35, size=(len(y_idx), dim))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    lexical = sp.random(len(y_idx), n_lex, density=0.05, random_state=seed, format="csr") * 3
+    X = sp.hstack([lexical, sp.csr_matrix(emb * 2.0)], format="csr")
+    names = {f"c{k}": centres[k] for k in range(n_classes)}
+    return X, np.array([f"c{k}" for k in y_idx]), names
+
+
+def test_a_few_shot_head_blends_in_class_prototypes():
+    import pickle
+
+    import numpy as np
+
+    from triage.config import HeadParams
+    from triage.heads import DenseBlock, Head
+
+    X, y, names = _few_shot_problem(0, per_class=8)
+    dense = DenseBlock(300, 316, 2.0, names)
+    assert Head.few_shot(y) and not Head.few_shot(y, HeadParams(few_shot_median=4))
+    head = Head("t", seed=1).fit(X, y, dense=dense)
+    blend = head.cv_metrics_["prototype_blend"]
+    assert blend["label_weight"] > 0 and blend["linear_share"] < 1
+    linear = Head("t", seed=1).fit(X, y)                     # no embedding block given: linear only
+    assert linear.blend_ is None and "prototype_blend" not in linear.cv_metrics_
+    assert head.cv_metrics_["macro_f1"] > linear.cv_metrics_["macro_f1"]
+    X_new, y_new, _ = _few_shot_problem(1, per_class=20)     # the same classes, new examples
+    X_new = X_new[:, :316]
+    p = head.predict_proba(X_new)
+    assert p.shape == (160, 8) and np.allclose(p.sum(axis=1), 1)
+    acc = lambda h: float((h.classes_[h.predict_proba(X_new).argmax(axis=1)] == y_new).mean())
+    assert acc(head) > acc(linear) and acc(head) > 0.8
+    again = pickle.loads(pickle.dumps(head))                 # what a bundle stores
+    assert np.allclose(again.predict_proba(X_new), p)
+
+
+def test_a_head_with_many_examples_per_class_stays_linear():
+    from triage.heads import DenseBlock, Head
+
+    X, y, names = _few_shot_problem(0, per_class=80)
+    head = Head("t", seed=1).fit(X, y, dense=DenseBlock(300, 316, 2.0, names))
+    assert not Head.few_shot(y) and head.blend_ is None

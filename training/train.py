@@ -32,7 +32,7 @@ from triage.encoder.base import Encoder
 from triage.encoder.cache import EmbeddingCache
 from triage.errors import BundleError, DataError
 from triage.features import FeatureBuilder
-from triage.heads import Head
+from triage.heads import DenseBlock, Head
 from triage.lexicon import EMOTIONS, GRADES, Lexicons
 from triage.pipeline import HEAD_NAMES
 from triage.segment import Segmenter
@@ -255,7 +255,18 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         y = [str(records[i][name]).strip() for i in rows]
         prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)")
         calibration = [records[i].get("sampling") != "uncertain" for i in rows]
-        head = Head(name, config.heads.get(name), seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y, calibration)
+        params = config.heads.get(name)
+        dense = None
+        if Head.few_shot(y, params):
+            # few labelled examples per class: the head may blend in class prototypes, which
+            # also use the embeddings of the class names (a handful of texts, cached)
+            names = sorted(set(y))
+            dense = DenseBlock(features.n_lexical, features.n_lexical + emb.shape[1],
+                               config.features.embedding_weight,
+                               dict(zip(names, cache.encode(names, "query"))))
+        head = Head(name, params, seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y, calibration, dense)
+        if head.blend_:
+            prog.step(f"{name}: few-shot, linear scores blended with class prototypes {head.cv_metrics_['prototype_blend']}")
         heads[name], builders[name] = head, features
         label_counts[name] = head.label_counts_
         metrics[name] = head.cv_metrics_

@@ -40,6 +40,11 @@ class HeadParams(_Strict):
     class_weight: str | None = "balanced"
     max_iter: int = Field(2000, ge=10)
     calibrate: bool = True
+    # Few-shot: when the median class has at most this many examples (0: never), the head also
+    # scores each text against class prototypes (mean embedding of the class's examples, mixed
+    # with the embedding of the class name) and blends that with the linear scores; the mix is
+    # chosen by cross-validation on the training rows (see ``triage/heads.py``).
+    few_shot_median: int = Field(64, ge=0)
 
 
 class SeverityRule(_Strict):
