@@ -230,3 +230,13 @@ def test_train_command_learns_from_feedback(tiny_bundle, tmp_path, monkeypatch, 
     manifest = json.loads((current_bundle(out) / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["training_data"]["label_counts"]["severity"] == {"一般": 6, "危机": 6}
     assert manifest["metrics"]["cross_validated"]["complaint_type"]["from_base"] == tiny_bundle.name
+
+
+def test_a_base_fitted_on_another_encoder_is_refused(tiny_bundle, new_taxonomy, tmp_path):
+    from triage.encoder.hashing import HashingEncoder
+    from triage.errors import BundleError
+
+    with pytest.raises(BundleError, match="this run has") as err:
+        train_bundle(HashingEncoder(dim=32), [new_taxonomy], None, tmp_path / "m", base=tiny_bundle,
+                     progress=False, cache_dir=tmp_path / "c")
+    assert err.value.code == "BUNDLE_ENCODER"

@@ -24,13 +24,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from triage.bundle import (current_bundle, encoder_identity, load_parts, read_cases, save_bundle, set_current,
+from triage.bundle import (check_encoder, current_bundle, load_parts, read_cases, save_bundle, set_current,
                            verify_bundle)
 from triage.cases import CaseIndex
 from triage.config import SeverityRule, TrainConfig
 from triage.encoder.base import Encoder
 from triage.encoder.cache import EmbeddingCache
-from triage.errors import BundleError, DataError
+from triage.errors import DataError
 from triage.features import FeatureBuilder
 from triage.heads import DenseBlock, Head
 from triage.lexicon import EMOTIONS, GRADES, Lexicons
@@ -141,10 +141,7 @@ class BaseBundle:
     def load(cls, path: str | Path, encoder: Encoder) -> "BaseBundle":
         path = Path(path)
         manifest = verify_bundle(path)
-        want, have = manifest["encoder"], encoder_identity(encoder)
-        if (want["name"], want["dim"], want.get("fingerprint")) != (have["name"], have["dim"], have["fingerprint"]):
-            raise BundleError("BUNDLE_ENCODER", f"base bundle {path} was trained with encoder {want['name']} "
-                              f"({want.get('fingerprint')}); this run uses {have['name']} ({have['fingerprint']})")
+        check_encoder(manifest, encoder, path, user="this run")
         parts = load_parts(path)
         return cls(path, manifest, parts["features"], parts["heads"], *read_cases(path))
 

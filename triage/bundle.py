@@ -168,25 +168,30 @@ def verify_bundle(bundle: str | Path) -> dict:
     return manifest
 
 
+def check_encoder(manifest: dict, encoder: Encoder, bundle: Path, user: str = "the service") -> None:
+    """Refuse (``BUNDLE_ENCODER``) a bundle whose heads were fitted on another encoder's vectors:
+    name and dimension must match, and the weights' fingerprint when the bundle records one."""
+    want, have = manifest["encoder"], encoder_identity(encoder)
+    if want["name"] != have["name"] or want["dim"] != have["dim"] or \
+            (want.get("fingerprint") and want["fingerprint"] != have["fingerprint"]):
+        raise BundleError("BUNDLE_ENCODER", f"{bundle} was trained with encoder {want['name']} "
+                          f"({want.get('fingerprint')}); {user} has {have['name']} ({have['fingerprint']})")
+
+
 def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = None):
     """Load a verified bundle into a :class:`~triage.pipeline.TriageModel` using ``encoder``."""
     from triage.pipeline import DEFAULT_MAX_CHARS, TriageModel
 
     bundle = Path(bundle)
     manifest = verify_bundle(bundle)
-    want = manifest["encoder"]
-    have = encoder_identity(encoder)
-    if want["name"] != have["name"] or want["dim"] != have["dim"] or \
-            (want.get("fingerprint") and want["fingerprint"] != have["fingerprint"]):
-        raise BundleError("BUNDLE_ENCODER", f"{bundle} was trained with encoder {want['name']} "
-                          f"({want.get('fingerprint')}); the service has {have['name']} ({have['fingerprint']})")
+    check_encoder(manifest, encoder, bundle)
     try:
         parts = load_parts(bundle)
         cases, emb = read_cases(bundle)
     except Exception as exc:  # noqa: BLE001 - hashes matched, so this is an incompatibility
         raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: files match the manifest but cannot be read: {exc}") from exc
     config = TrainConfig.model_validate(manifest["config"])
-    index = HybridIndex(parts["features"]["complaint_type"].segmenter, have["dim"],
+    index = HybridIndex(parts["features"]["complaint_type"].segmenter, int(encoder.dim),
                         RetrievalParams(min_similarity=config.similar_min_score))
     index.upsert(cases, emb)
     return TriageModel(encoder=encoder, features=parts["features"], heads=parts["heads"],
