@@ -13,6 +13,13 @@ def test_labelled_corpus_is_valid_and_meets_minimums():
     assert problems == []
 
 
+def test_records_kept_aside_are_valid_and_copy_nothing():
+    files = sorted((ROOT / "corpora" / "complaints").glob("*.jsonl"))
+    aside = sorted((ROOT / "corpora" / "complaints_aside").glob("*.jsonl"))
+    assert len(aside) == 4
+    assert corpus_check.check(files + aside) == []          # valid, and no near-copies across both
+
+
 def test_near_duplicate_detector_catches_a_slot_substitution():
     skeleton = "上个月在贵店买的{}用了不到三天就彻底坏了，联系客服一直推脱说要等厂家检测，我要求全额退货并赔偿来回路费"
     recs = [{"id": "a", "text": skeleton.format("空调")},
