@@ -240,3 +240,26 @@ def test_a_base_fitted_on_another_encoder_is_refused(tiny_bundle, new_taxonomy, 
         train_bundle(HashingEncoder(dim=32), [new_taxonomy], None, tmp_path / "m", base=tiny_bundle,
                      progress=False, cache_dir=tmp_path / "c")
     assert err.value.code == "BUNDLE_ENCODER"
+
+
+def test_a_few_shot_taxonomy_trains_with_prototypes_and_serves(tiny_bundle, test_encoder, small_corpus, tmp_path):
+    """Eight examples per class: the trainer hands the type head the embedding block and the
+    class names' vectors; whatever mix cross-validation picks, the bundle loads and answers."""
+    from triage.heads import Head
+
+    by_industry: dict[str, list[dict]] = {}
+    for r in read_jsonl([small_corpus[0]]):
+        by_industry.setdefault(r["industry"], []).append(r)
+    shot = [{"id": r["id"], "text": r["text"], "complaint_type": f"{industry}类"}
+            for industry, recs in sorted(by_industry.items()) if len(recs) >= 8 for r in recs[:8]]
+    labels = sorted({r["complaint_type"] for r in shot})
+    assert len(labels) >= 3 and Head.few_shot([r["complaint_type"] for r in shot])
+    cache = EmbeddingCache(test_encoder, tmp_path / "cache")
+    result = train_bundle(cache, [_write(tmp_path / "shot.jsonl", shot)], None, tmp_path / "m", base=tiny_bundle,
+                          progress=False)
+    assert cache.misses == len(shot) + len(labels)               # the texts, then the class names
+    head = load_bundle(result.path, test_encoder).heads["complaint_type"]
+    blend = result.metrics["cross_validated"]["complaint_type"].get("prototype_blend")
+    assert (blend is None) == (head.blend_ is None)
+    answer = load_bundle(result.path, test_encoder).triage(["快递三天没动，客服也不回"])[0]
+    assert list(head.classes_) == labels and answer["complaint_type"]["label"] in labels
