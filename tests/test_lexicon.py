@@ -134,6 +134,24 @@ def test_a_collectors_claim_of_police_or_lawsuit_is_pressure_not_fact(lex):
     assert _grade(lex, "被打了以后我已报案，派出所已经立案") == "危机"
 
 
+def test_a_condition_governs_the_consequence_in_the_next_clause(lex):
+    # "如果再不处理我就曝光" is a threat, also when a comma splits condition and consequence
+    for text in ("如果三天内不处理，我就去找媒体曝光", "望贵公司合理处理，如若不然，我会求助媒体",
+                 "再不退款，我就去起诉", "催收威胁我说非要等到传票才还"):
+        cues = lex.severity_cues(text)
+        assert not [m for m in cues if m.grade == "危机" and m.status == "asserted"], text
+        assert any(m.status == "hypothetical" for m in cues) and _grade(lex, text) != "危机", text
+    # one clause back only, and only when the next clause says what will follow
+    assert _grade(lex, "如果你们不管，我们也没办法。昨天已经有记者来采访了") == "危机"
+    assert _grade(lex, "如果不处理，昨天刹车失灵撞了车") == "危机"
+    assert _grade(lex, "再不解决，我就跳楼") == "危机"           # a threat to self is never discounted
+
+
+def test_figures_of_speech_about_explosions_and_crowds_do_not_fire(lex):
+    for text in ("这是信息大爆炸的时代，可我们村连公告都看不到", "商场人流聚集效应很强，停车太难"):
+        assert not [m for m in lex.severity_cues(text) if m.grade == "危机" and m.status == "asserted"], text
+
+
 def test_intimidation_by_collectors_is_major_not_crisis(lex):
     assert _grade(lex, "催收员打电话恐吓我父母") == "重点"
     assert _grade(lex, "催收的扬言要带人上门打断腿") == "危机"

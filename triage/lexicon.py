@@ -39,6 +39,12 @@ THREAT_TO_MAJOR = ("media", "group", "legal_action", "police", "data_leak")
 # Threats of self-harm or violence are crises in themselves and are never discounted.
 NEVER_DISCOUNTED = ("self_harm", "violence")
 CLAUSE_BREAK = re.compile(r"[。！？!?；;\n，,]")
+# A condition governs the next clause too when that clause goes on to say what will follow
+# ("如果三天内不处理，我就去曝光", "否则，我会找媒体"): the markers that open a condition, and the
+# words of the consequence clause that complete it.
+CONDITIONALS = ("如果", "要是", "假如", "假若", "倘若", "若是", "如若", "若再", "万一", "一旦", "再不",
+                "否则", "不然", "要不然")
+CONSEQUENCE = ("就", "将", "会", "要")
 EMOTIONS = ("angry", "sad", "fear", "surprise", "happy", "neutral")
 GRADES = ("一般", "重点", "危机")
 
@@ -203,7 +209,12 @@ class Lexicons:
 
     def _hypothetical(self, text: str, start: int, clause: int) -> bool:
         before = text[clause:start]
-        return any(h in before for h in self.hypothetical)
+        if any(h in before for h in self.hypothetical):
+            return True
+        if clause == 0 or not any(w in before for w in CONSEQUENCE):
+            return False
+        previous = text[_clause_start(text, clause - 1):clause - 1]      # one clause back, no further
+        return any(c in previous for c in CONDITIONALS)
 
     # ------------------------------------------------------------------ severity
     def severity_cues(self, text: str) -> list[Match]:
