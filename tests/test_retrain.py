@@ -261,5 +261,7 @@ def test_a_few_shot_taxonomy_trains_with_prototypes_and_serves(tiny_bundle, test
     head = load_bundle(result.path, test_encoder).heads["complaint_type"]
     blend = result.metrics["cross_validated"]["complaint_type"].get("prototype_blend")
     assert (blend is None) == (head.blend_ is None)
+    report = (result.path / "report.md").read_text(encoding="utf-8")
+    assert ("complaint_type is few-shot" in report) == (blend is not None)
     answer = load_bundle(result.path, test_encoder).triage(["快递三天没动，客服也不回"])[0]
     assert list(head.classes_) == labels and answer["complaint_type"]["label"] in labels

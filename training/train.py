@@ -339,6 +339,12 @@ def render_report(version: str, data: dict, metrics: dict) -> str:
             src = f" (from `{m['from_base']}`)" if m.get("from_base") else ""
             lines.append(f"| {head}{src} | {m['n']} | {m['folds']} | {m['macro_f1']:.3f} | {m['accuracy']:.3f} | "
                          f"{m['ece']:.3f} | {m['ece_uncalibrated']:.3f} |")
+    for head, m in metrics["cross_validated"].items():
+        if m.get("prototype_blend"):
+            b = m["prototype_blend"]
+            lines.append(f"\n{head} is few-shot: its scores blend the linear head ({b['linear_share']:.0%}) with "
+                         f"class prototypes ({1 - b['linear_share']:.0%}; class-name share {b['label_weight']:.0%}), "
+                         "chosen on these out-of-fold predictions.")
     lines += ["", "## Confidence: share of answers at or above a top probability, and their accuracy", "",
               "Use it to set `ReviewThresholds`: below the threshold an answer asks for review.", "",
               "| head | " + " | ".join(f"≥ {t:.1f}" for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) + " |",
