@@ -265,3 +265,17 @@ def test_a_few_shot_taxonomy_trains_with_prototypes_and_serves(tiny_bundle, test
     assert ("complaint_type is few-shot" in report) == (blend is not None)
     answer = load_bundle(result.path, test_encoder).triage(["快递三天没动，客服也不回"])[0]
     assert list(head.classes_) == labels and answer["complaint_type"]["label"] in labels
+
+
+def test_the_report_says_when_a_head_blends_prototypes(tiny_bundle):
+    from training.train import render_report
+
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text(encoding="utf-8"))
+    metrics = json.loads(json.dumps(manifest["metrics"]))
+    metrics["cross_validated"]["complaint_type"]["prototype_blend"] = {"label_weight": 0.3, "linear_share": 0.4}
+    text = render_report("v", manifest["training_data"], metrics)
+    assert "complaint_type is few-shot: its scores blend the linear head (40%) with class prototypes (60%; " \
+           "class-name share 30%)" in text
+    for m in metrics["cross_validated"].values():
+        m.pop("prototype_blend", None)
+    assert "is few-shot" not in render_report("v", manifest["training_data"], metrics)
