@@ -144,6 +144,7 @@ def test_a_condition_governs_the_consequence_in_the_next_clause(lex):
     # one clause back only, and only when the next clause says what will follow
     assert _grade(lex, "如果你们不管，我们也没办法。昨天已经有记者来采访了") == "危机"
     assert _grade(lex, "如果不处理，昨天刹车失灵撞了车") == "危机"
+    assert _grade(lex, "要是你们还不管，我们早就已经找过记者了") == "危机"      # done, not threatened
     assert _grade(lex, "再不解决，我就跳楼") == "危机"           # a threat to self is never discounted
 
 

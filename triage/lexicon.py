@@ -211,7 +211,8 @@ class Lexicons:
         before = text[clause:start]
         if any(h in before for h in self.hypothetical):
             return True
-        if clause == 0 or not any(w in before for w in CONSEQUENCE):
+        # the extension needs a consequence word and no sign the act is done (已经报警了)
+        if clause == 0 or "已" in before or not any(w in before for w in CONSEQUENCE):
             return False
         previous = text[_clause_start(text, clause - 1):clause - 1]      # one clause back, no further
         return any(c in previous for c in CONDITIONALS)
