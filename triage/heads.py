@@ -163,6 +163,7 @@ class Head:
         self.cv_metrics_: dict = {}
         self.blend_: dict | None = None
         use_protos = (dense is not None and dense.scale > 0 and folds >= 2 and self.few_shot(y, self.params))
+        emb = dense.embeddings(X) if use_protos else None      # one dense copy, for the search and the prototypes
         if self.params.calibrate and folds >= 2:
             oof = np.zeros((len(y), len(classes)))
             skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
@@ -176,7 +177,7 @@ class Head:
                 missing = np.setdiff1d(np.arange(len(classes)), fold_classes)
                 oof[np.ix_(te, missing)] = logits.min(axis=1, keepdims=True) - 1.0 if use_protos else -1e4
             if use_protos:
-                oof = self._choose_blend(oof, y_idx, splits, dense.embeddings(X), dense)
+                oof = self._choose_blend(oof, y_idx, splits, emb, dense)
             self.temperature_ = self._fit_temperature(oof[cal], y_idx[cal])
             proba = _softmax(oof / self.temperature_)
             self.oof_proba_ = proba          # for the trainer's report; not saved (see __getstate__)
@@ -207,7 +208,7 @@ class Head:
                 self.cv_metrics_["prototype_blend"] = {k: self.blend_[k] for k in ("label_weight", "linear_share")}
         self.model_ = self._model().fit(X, y_idx)
         if self.blend_ is not None:
-            self.prototypes_ = _prototypes(dense.embeddings(X), y_idx, len(classes), self._names(dense),
+            self.prototypes_ = _prototypes(emb, y_idx, len(classes), self._names(dense),
                                            self.blend_["label_weight"]).astype(np.float32)
             self.dense_ = DenseBlock(dense.start, dense.stop, dense.scale)     # the names are in prototypes_
         self.label_counts_ = {str(c): int(n) for c, n in zip(classes, counts)}
@@ -229,7 +230,8 @@ class Head:
         names = self._names(dense)
         linear_spread = max(float(_centred(oof, 1.0).std()), 1e-12)
         lin = _centred(oof, linear_spread)
-        best = (float(f1_score(y_idx, oof.argmax(axis=1), average="macro")), None, 1.0, 1.0)
+        best_f1 = float(f1_score(y_idx, oof.argmax(axis=1), average="macro"))    # the linear head alone
+        best_scores = oof
         for w in LABEL_WEIGHTS:
             proto = np.zeros_like(oof)
             for tr, te in splits:
@@ -237,14 +239,13 @@ class Head:
             spread = max(float(_centred(proto, 1.0).std()), 1e-12)
             pro = _centred(proto, spread)
             for a in LINEAR_SHARES[:-1]:
-                f = float(f1_score(y_idx, (a * lin + (1 - a) * pro).argmax(axis=1), average="macro"))
-                if f > best[0] + 1e-9:
-                    best = (f, w, a, spread, pro)
-        if best[1] is None:
-            return oof
-        _, w, a, spread, pro = best
-        self.blend_ = {"label_weight": w, "linear_share": a, "linear_spread": linear_spread, "proto_spread": spread}
-        return a * lin + (1 - a) * pro
+                blended = a * lin + (1 - a) * pro
+                f = float(f1_score(y_idx, blended.argmax(axis=1), average="macro"))
+                if f > best_f1 + 1e-9:
+                    best_f1, best_scores = f, blended
+                    self.blend_ = {"label_weight": w, "linear_share": a, "linear_spread": linear_spread,
+                                   "proto_spread": spread}
+        return best_scores
 
     def _scores(self, X) -> NDArray:
         """Uncalibrated scores: the linear model's, blended with the prototypes' when few-shot."""
