@@ -70,13 +70,18 @@ def _export(bert, hidden: int, heads: int, out: Path) -> None:
         model.save_model_to_file(str(out))
 
 
+def _stamp(fingerprint: str) -> dict:
+    """What ``source.json`` beside the ONNX file records: the model it was exported from."""
+    return {"fingerprint": fingerprint, "onnx": ONNX_VERSION}
+
+
 def built(model_dir: Path, fingerprint: str) -> Path | None:
     """The ONNX file for ``model_dir`` if it is there and was exported from this model."""
     folder = model_dir / "onnx"
     path, stamp = folder / FILE, folder / "source.json"
     if path.is_file() and stamp.is_file():
         try:
-            if json.loads(stamp.read_text()) == {"fingerprint": fingerprint, "onnx": ONNX_VERSION}:
+            if json.loads(stamp.read_text()) == _stamp(fingerprint):
                 return path
         except ValueError:
             pass
@@ -89,13 +94,12 @@ def ensure_onnx(model_dir: Path, bert, fingerprint: str) -> Path:
     if ready is not None:
         return ready
     folder = model_dir / "onnx"
-    want = {"fingerprint": fingerprint, "onnx": ONNX_VERSION}
     log.info("exporting the encoder to ONNX in %s", folder)
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-build-", dir=model_dir))
     try:
         cfg = bert.config
         _export(bert, cfg.hidden_size, cfg.num_attention_heads, tmp / FILE)
-        (tmp / "source.json").write_text(json.dumps(want, indent=2))
+        (tmp / "source.json").write_text(json.dumps(_stamp(fingerprint), indent=2))
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
