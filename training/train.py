@@ -157,7 +157,7 @@ def choose_crisis_threshold(y: Sequence[str], proba: np.ndarray, classes: Sequen
     if rule.target_recall is None or not gold.any():
         return rule.crisis_threshold
     p = proba[:, list(classes).index("危机")]
-    forced = np.asarray([Lexicons.cue_strength(c)["危机"] >= rule.cue_crisis for c in cues], dtype=bool)
+    forced = np.asarray([decide({}, c, rule).cue_label == "危机" for c in cues], dtype=bool)   # the cues alone
     for t in np.round(np.arange(0.95, 0.049, -0.01), 2):
         if ((p >= t) | forced)[gold].mean() >= rule.target_recall:
             return float(t)
