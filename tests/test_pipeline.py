@@ -108,6 +108,30 @@ def test_calibration_uses_only_the_representative_rows():
         Head("t").fit(X, y, calibration=[True] * 10)
 
 
+def test_sample_weights_decide_between_conflicting_labels():
+    """Two sources label the same kind of text differently; the weighted one wins, in the
+    out-of-fold predictions and in the final model. Bad weights are refused by name."""
+    import numpy as np
+
+    from triage.errors import InputError
+    from triage.heads import Head
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.normal(size=(300, 3)), (np.arange(300) >= 200).astype(float)])
+    y = np.where(X[:, 0] > 0, "a", "b")
+    y[200:] = np.where(np.arange(100) % 2 == 0, "a", "b")  # the disputed rows (x3 = 1): half say "b"…
+    says_b = (np.arange(300) >= 200) & (y == "b")
+    w = np.where(says_b, 5.0, 1.0)                         # …and those are the trusted ones
+    probe = np.column_stack([rng.normal(scale=0.1, size=(50, 3)), np.ones(50)])
+    share_b = lambda h: float((h.classes_[h.predict_proba(probe).argmax(axis=1)] == "b").mean())
+    plain, weighted = Head("t", seed=1).fit(X, y), Head("t", seed=1).fit(X, y, sample_weight=w)
+    assert share_b(plain) < 0.5 < share_b(weighted)
+    assert weighted.cv_metrics_["n"] == 300                # metrics still count each row once
+    for bad in ([1.0] * 10, np.where(says_b, 0.0, 1.0), np.full(300, np.nan)):
+        with pytest.raises(InputError, match="sample_weight must be 300 positive finite numbers"):
+            Head("t").fit(X, y, sample_weight=bad)
+
+
 def _few_shot_problem(seed: int, per_class: int, n_classes: int = 8, dim: int = 16, n_lex: int = 300):
     """Classes are directions in an embedding block; the lexical block is noise a linear model
     can overfit, and the class names' embeddings point exactly at the classes."""

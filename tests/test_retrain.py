@@ -12,7 +12,7 @@ from api.app import create_app
 from api.settings import Settings
 from training import promote as promo
 from training.__main__ import main as training_main
-from training.train import choose_crisis_threshold, read_jsonl, train_bundle
+from training.train import choose_crisis_threshold, head_weights, read_jsonl, record_weights, train_bundle
 from triage.bundle import current_bundle, load_bundle, set_current
 from triage.encoder.cache import EmbeddingCache
 from triage.errors import DataError
@@ -279,3 +279,19 @@ def test_the_report_says_when_a_head_blends_prototypes(tiny_bundle):
     for m in metrics["cross_validated"].values():
         m.pop("prototype_blend", None)
     assert "is few-shot" not in render_report("v", manifest["training_data"], metrics)
+
+
+def test_records_beside_the_data_files_weigh_more_in_every_head(test_encoder, small_corpus, tmp_path):
+    w = record_weights(3, 2, 2.0)
+    assert w.tolist() == [1, 1, 1, 2, 2]
+    assert np.allclose(head_weights(w, [0, 3]), [2 / 3, 4 / 3])      # a head's rows average 1
+    assert head_weights(w, [0, 1]) is None                           # one kind: exactly unweighted
+    assert record_weights(0, 4, 2.0).tolist() == [1] * 4 and record_weights(4, 0, 2.0).tolist() == [1] * 4
+    recs = read_jsonl([small_corpus[0]])
+    data = _write(tmp_path / "data.jsonl", recs[:150])
+    result = train_bundle(test_encoder, [data], [small_corpus[1]], tmp_path / "m", progress=False,
+                          cache_dir=tmp_path / "c", extra_records=recs[150:170], extra_source="annotations")
+    manifest = json.loads((result.path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["training_data"]["weighted"] == {"records": 20, "source": "annotations", "weight": 2.0}
+    assert "The 20 records from annotations weigh 2× a record of the data files" in \
+        (result.path / "report.md").read_text(encoding="utf-8")

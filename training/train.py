@@ -146,6 +146,27 @@ class BaseBundle:
         return cls(path, manifest, parts["features"], parts["heads"], *read_cases(path))
 
 
+def record_weights(n_files: int, n_extra: int, real_weight: float) -> np.ndarray:
+    """Loss weights for ``n_files`` records from the data files followed by ``n_extra`` records
+    that came beside them (annotated real complaints, supervisors' corrections): 1 and
+    ``real_weight``; all 1 when the run has only one kind. A head scales its rows' weights to
+    average 1 (:func:`head_weights`). With the severity head on the default corpus and the 1,781
+    annotated rows (seed 13), out-of-fold macro-F1 on the annotated rows was 0.643 at 1, 0.648 at
+    2 and 0.641 at 3."""
+    if not n_files or not n_extra:
+        return np.ones(n_files + n_extra)
+    return np.concatenate([np.ones(n_files), np.full(n_extra, float(real_weight))])
+
+
+def head_weights(weights: np.ndarray, rows: Sequence[int]) -> np.ndarray | None:
+    """The weights of a head's rows scaled to average 1 (so C keeps its meaning); ``None`` when
+    they are all equal, which leaves the fit exactly unweighted."""
+    w = weights[np.asarray(rows, dtype=np.int64)]
+    if not len(w) or np.ptp(w) == 0:
+        return None
+    return w / w.mean()
+
+
 def choose_crisis_threshold(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],
                             rule: SeverityRule) -> float:
     """The largest crisis threshold (a 0.01 grid from 0.05 to 0.95) at which the served decision
@@ -196,6 +217,7 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     prog = Progress(progress)
     t0 = time.perf_counter()
     records = (read_jsonl(data) if data else []) + list(extra_records)
+    weights = record_weights(len(records) - len(extra_records), len(extra_records), config.real_weight)
     if not records:
         raise DataError("DATA_EMPTY", f"no training records: the files {[str(p) for p in data or []]} and the "
                         f"{extra_source} ({len(extra_records)} records) hold none")
@@ -250,7 +272,9 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
             continue
         rows = [i for i, r in enumerate(records) if has_label(r, name)]
         y = [str(records[i][name]).strip() for i in rows]
-        prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)")
+        sample_weight = head_weights(weights, rows)
+        prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)"
+                  + (f"; {extra_source} weigh {config.real_weight:g}×" if sample_weight is not None else ""))
         calibration = [records[i].get("sampling") != "uncertain" for i in rows]
         params = config.heads.get(name)
         dense = None
@@ -261,7 +285,8 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
             dense = DenseBlock(features.n_lexical, features.n_lexical + emb.shape[1],
                                config.features.embedding_weight,
                                dict(zip(names, cache.encode(names, "query"))))
-        head = Head(name, params, seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y, calibration, dense)
+        head = Head(name, params, seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y, calibration, dense,
+                                                                              sample_weight=sample_weight)
         if head.blend_:
             prog.step(f"{name}: few-shot, linear scores blended with class prototypes {head.cv_metrics_['prototype_blend']}")
         heads[name], builders[name] = head, features
@@ -290,6 +315,8 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         fp["files"].append({"path": extra_source, "records": len(extra_records)})
     fp.update(records=len(records), cases=len(case_records), label_counts=label_counts,
               base=base_bundle.path.name if base_bundle else None)
+    if np.ptp(weights) > 0:
+        fp["weighted"] = {"records": len(extra_records), "source": extra_source, "weight": config.real_weight}
     now = datetime.now(timezone.utc)
     version = f"tb-{now:%Y%m%d-%H%M%S}-{fp['sha256'][:8]}"
     metrics_all = {"crisis": crisis, "cross_validated": metrics}
@@ -315,7 +342,12 @@ def _table(per_class: dict) -> list[str]:
 def render_report(version: str, data: dict, metrics: dict) -> str:
     lines = [f"# Bundle {version}", "", f"Trained on {data['records']} labelled records and "
              f"{data['cases']} knowledge-base cases (data sha256 `{data['sha256'][:16]}…`)"
-             + (f", heads without new labels taken from `{data['base']}`" if data.get("base") else "") + ".", ""]
+             + (f", heads without new labels taken from `{data['base']}`" if data.get("base") else "") + "."]
+    if data.get("weighted"):
+        w = data["weighted"]
+        lines.append(f"The {w['records']} records from {w['source']} weigh {w['weight']:g}× a record of the data "
+                     "files in every head's loss.")
+    lines.append("")
     c = metrics.get("crisis") or {}
     lines += ["## 危机 recall (out-of-fold, served crisis-first decision)", ""]
     if c.get("served"):

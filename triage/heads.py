@@ -69,8 +69,9 @@ def _logits(model, X) -> NDArray:
     return d
 
 
-def _fit_fold(model: LogisticRegression, X_train, y_train, X_test) -> tuple[NDArray, NDArray]:
-    model.fit(X_train, y_train)
+def _fit_fold(model: LogisticRegression, X_train, y_train, X_test,
+              weight_train: NDArray | None = None) -> tuple[NDArray, NDArray]:
+    model.fit(X_train, y_train, sample_weight=weight_train)
     return model.classes_, _logits(model, X_test)
 
 
@@ -136,16 +137,24 @@ class Head:
         return bool(limit and len(counts) and np.median(counts) <= limit)
 
     def fit(self, X, y: Sequence[str], calibration: Sequence[bool] | None = None,
-            dense: DenseBlock | None = None) -> "Head":
+            dense: DenseBlock | None = None, sample_weight: Sequence[float] | None = None) -> "Head":
         """Fit on all rows. ``calibration`` marks the rows that represent what the service will
         see (default: all): the temperature, the ECE and the confidence table come from their
         out-of-fold predictions only — rows picked *because* a model was unsure of them (active
         learning) are harder than usual and would make every answer look less certain.
         ``dense`` locates the embedding block for the few-shot prototype blend (module docstring);
-        without it, or when the head is not few-shot, the head is linear only."""
+        without it, or when the head is not few-shot, the head is linear only.
+        ``sample_weight`` (default: all 1) weighs rows in the loss of every fit, the
+        cross-validation folds included; the temperature and the metrics count every row once."""
         y = np.asarray([str(v) for v in y])
         if X.shape[0] != len(y):
             raise InputError("HEAD_SHAPE", f"head {self.name!r}: {X.shape[0]} feature rows but {len(y)} labels")
+        weight = None
+        if sample_weight is not None:
+            weight = np.asarray(sample_weight, dtype=np.float64)
+            if weight.shape != (len(y),) or not np.isfinite(weight).all() or (weight <= 0).any():
+                raise InputError("HEAD_BAD_WEIGHTS", f"head {self.name!r}: sample_weight must be {len(y)} positive "
+                                 f"finite numbers, got shape {weight.shape} with min {weight.min(initial=np.inf)}")
         cal = np.ones(len(y), dtype=bool) if calibration is None else np.asarray(calibration, dtype=bool)
         if cal.shape != (len(y),):
             raise InputError("HEAD_SHAPE", f"head {self.name!r}: calibration mask has {cal.shape[0]} rows, "
@@ -171,7 +180,8 @@ class Head:
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
                 splits = list(skf.split(np.zeros(len(y)), y_idx))
             fitted = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_fold)(self._model(), X[tr], y_idx[tr], X[te]) for tr, te in splits)
+                delayed(_fit_fold)(self._model(), X[tr], y_idx[tr], X[te], None if weight is None else weight[tr])
+                for tr, te in splits)
             for (_, te), (fold_classes, logits) in zip(splits, fitted):
                 oof[np.ix_(te, fold_classes)] = logits
                 missing = np.setdiff1d(np.arange(len(classes)), fold_classes)
@@ -206,7 +216,7 @@ class Head:
             }
             if self.blend_ is not None:
                 self.cv_metrics_["prototype_blend"] = {k: self.blend_[k] for k in ("label_weight", "linear_share")}
-        self.model_ = self._model().fit(X, y_idx)
+        self.model_ = self._model().fit(X, y_idx, sample_weight=weight)
         if self.blend_ is not None:
             self.prototypes_ = _prototypes(emb, y_idx, len(classes), self._names(dense),
                                            self.blend_["label_weight"]).astype(np.float32)
