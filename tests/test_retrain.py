@@ -230,6 +230,9 @@ def test_train_command_learns_from_feedback(tiny_bundle, tmp_path, monkeypatch, 
     manifest = json.loads((current_bundle(out) / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["training_data"]["label_counts"]["severity"] == {"一般": 6, "危机": 6}
     assert manifest["metrics"]["cross_validated"]["complaint_type"]["from_base"] == tiny_bundle.name
+    # feedback alone: one kind of record, so nothing is weighted, and the source is named as it is
+    assert "weighted" not in manifest["training_data"]
+    assert {"path": "feedback", "records": 12} in manifest["training_data"]["files"]
 
 
 def test_a_base_fitted_on_another_encoder_is_refused(tiny_bundle, new_taxonomy, tmp_path):

@@ -22,19 +22,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     data = args.data if args.data is not None else ([] if args.feedback and args.base else DEFAULT_DATA)
     extra: list[dict] = []
+    kinds: list[str] = []
     if args.data is None and not (args.feedback and args.base) and not args.no_annotations:
         from training.devset import annotated_records
         extra, line = annotated_records(data_root=args.data_root)
+        kinds += ["annotations"] if extra else []
         print(line)
     if args.feedback:
         from triage.store import PredictionLog
         fb, stats = PredictionLog(_database_url(args)).training_records()
         extra += fb
+        kinds += ["feedback"] if fb else []
         print(f"feedback: {stats['feedback']} corrections of {stats['predictions']} predictions; {stats['usable']} "
               f"usable, {stats['skipped_no_text']} skipped (text no longer retained)")
     result = train_bundle(get_encoder(args.encoder), data, args.cases, args.out, load_config(args.config),
                           make_current=False if args.no_current else None, progress=not args.quiet,
-                          base=args.base, extra_records=extra, extra_source="annotations and feedback")
+                          base=args.base, extra_records=extra,
+                          extra_source=" and ".join(kinds) or "annotations and feedback")
     print(f"bundle: {result.path}")
     crisis = result.metrics.get("crisis") or {}
     if crisis.get("served"):
