@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from training.evaluate import classification_metrics, evaluate_types, render_markdown
+from training.evaluate import classification_metrics, evaluate_types, in_domain_reference, render_markdown
 
 
 def test_metrics_average_over_the_source_classes():
@@ -42,3 +42,22 @@ def test_report_needs_the_data(model, tmp_path):
     from triage.errors import DataError
     with pytest.raises(DataError, match="SHARED_DATA|not there"):
         evaluate_types(model, tmp_path / "absent")
+
+
+def test_the_in_domain_reference_is_cross_validated_on_the_source_itself(model):
+    texts = ([f"催收员第{i}次打电话骚扰我的家人和同事" for i in range(12)]
+             + [f"这笔借款第{i}个月多收了服务费和手续费" for i in range(12)])
+    y = ["催收骚扰"] * 12 + ["价格收费"] * 12
+    ref = in_domain_reference(model, texts, y, ["价格收费", "催收骚扰"])
+    assert ref["folds"] == 5 and ref["n"] == 24
+    assert ref["macro_f1"] >= 0.9            # two vocabularies that never overlap: every fold separates them
+    shuffled = in_domain_reference(model, texts, ["催收骚扰", "价格收费"] * 12, ["价格收费", "催收骚扰"])
+    assert shuffled["macro_f1"] < ref["macro_f1"]    # labels unrelated to the text: nothing to learn
+
+
+def test_the_report_shows_the_reference_or_why_it_was_skipped(model, fake_root):
+    results = evaluate_types(model, fake_root, in_domain=True)
+    assert results["黑猫 (train+dev)"]["in_domain_reference"]["n"] == 8
+    assert "skipped" in results["车质网 (train)"]["in_domain_reference"]      # two rows, two labels
+    md = render_markdown(model.version, results)
+    assert "trained on the source itself" in md and "F1 in-domain" in md and "skipped:" in md

@@ -191,7 +191,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if bundle is None:
         raise BundleError("BUNDLE_NOT_FOUND", f"give --bundle or create {args.models_dir}/CURRENT")
     model = load_bundle(bundle, EmbeddingCache(get_encoder(args.encoder)))
-    results = evaluate_types(model, args.data_root)
+    results = evaluate_types(model, args.data_root, in_domain=args.in_domain)
     out = write_report(model.version, results, args.out or Path("var/reports") / f"{model.version}-types.md")
     print(render_markdown(model.version, results).split("\n## ")[0])
     print(f"report: {out} (and {out.with_suffix('.json')})")
@@ -282,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--encoder", default="e5-small")
     k.set_defaults(func=_cmd_import_cases)
 
-    _evaluation_args(sub.add_parser("report", help="evaluate a bundle's complaint types on real data in "
-                                    "../shared/data"), _cmd_report)
+    r = sub.add_parser("report", help="evaluate a bundle's complaint types on real data in ../shared/data")
+    r.add_argument("--in-domain", action="store_true",
+                   help="also train the bundle's recipe on each source itself (5-fold cross-validation) as a reference")
+    _evaluation_args(r, _cmd_report)
 
     c = sub.add_parser("check-corpus", help="validate the labelled corpus and its label minimums")
     c.add_argument("files", type=Path, nargs="*")
