@@ -90,3 +90,25 @@ def test_mismatched_embeddings_are_refused(segmenter):
     index = HybridIndex(segmenter, 8)
     with pytest.raises(InputError):
         index.upsert([{"case_id": "a", "text": "x"}], np.zeros((2, 8), np.float32))
+
+
+def test_a_case_whose_neighbours_also_match_outranks_an_isolated_one(segmenter):
+    """Neighbourhood smoothing: ``a`` and ``b`` match the query equally in words and in meaning,
+    but only ``b``'s nearest cases (n1, n2) are on topic; ``a``'s (g1, g2) are not."""
+    v = {"a": [0.8, 0.6, 0, 0], "b": [0.8, 0, 0.6, 0], "g1": [0.3, 0.954, 0, 0], "g2": [0.3, 0.9, 0, 0.316],
+         "n1": [0.75, 0, 0.5, 0.433], "n2": [0.75, 0, 0.5, -0.433]}
+    texts = {"a": "刹车失灵 一", "b": "刹车失灵 二", "g1": "快递 丢件", "g2": "快递 延误", "n1": "刹车 异响", "n2": "刹车 发软"}
+    cases = [{"case_id": k, "text": texts[k]} for k in v]
+    emb = np.array([v[k] for k in v], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    query = np.array([1, 0, 0, 0], dtype=np.float32)
+
+    def ranking(**params):
+        index = HybridIndex(segmenter, 4, RetrievalParams(min_similarity=-1, **params))
+        index.upsert(cases, emb)
+        return [h["case_id"] for h in index.search("刹车失灵", query, 6)]
+
+    assert ranking(smooth_neighbours=0)[:2] == ["a", "b"]      # a tie on both channels: insertion order
+    smoothed = ranking(smooth_neighbours=2)
+    assert smoothed[0] == "b" and smoothed.index("a") > smoothed.index("n1")   # the on-topic group first
+    assert ranking(smooth_neighbours=2, smooth_weight=0)[:2] == ["a", "b"]
