@@ -25,7 +25,8 @@ Scoring, per query:
    corroboration. It needs no stored graph: the candidates (≤ 2 × ``candidates`` rows) are
    compared with each other at query time (well under a millisecond).
    Tuned on 500 车质网 complaints that are not among the benchmark's queries, searched against
-   the benchmark's other 1,680 cases, through ``search`` (duplicates collapsed), P@5: dense
+   the benchmark's other 1,680 cases (``python -m benchmarks.retrieval --tuning-split``), in
+   process through ``search`` (duplicates collapsed), P@5: dense
    0.259, BM25 0.230, linear α=0.8 without smoothing 0.272, α=0.7 with 10 neighbours at weight
    2 0.291. Neighbour counts 5–20, weights 1–3 and α 0.6–0.8 all gave 0.278–0.292.
 3. **Outcome boost**: the fused score is multiplied by ``1 + outcome_boost[outcome]``, so among
