@@ -112,3 +112,20 @@ def test_a_case_whose_neighbours_also_match_outranks_an_isolated_one(segmenter):
     smoothed = ranking(smooth_neighbours=2)
     assert smoothed[0] == "b" and smoothed.index("a") > smoothed.index("n1")   # the on-topic group first
     assert ranking(smooth_neighbours=2, smooth_weight=0)[:2] == ["a", "b"]
+
+
+def test_smoothed_scores_stay_between_0_and_1_and_copies_are_not_corroboration(segmenter):
+    enc = HashingEncoder()
+    texts = ["刹车失灵 差点撞车", "刹车失灵 差点撞车。", "刹车 很软", "快递丢件", "快递延误 刹车"]
+    cases = [{"case_id": f"c{i}", "text": t} for i, t in enumerate(texts)]
+    emb = enc.encode(texts)
+    emb[1] = emb[0]                                   # c1 is a copy of c0
+    index = HybridIndex(segmenter, enc.dim, RetrievalParams(min_similarity=-1, smooth_neighbours=4))
+    index.upsert(cases, emb)
+    hits = index.search("刹车失灵", enc.encode(["刹车失灵"])[0], 5)
+    assert all(0 <= h["score"] <= 1 for h in hits)
+    ids = [h["case_id"] for h in hits]
+    assert "c0" in ids and "c1" not in ids               # the copy is folded into c0
+    copy_free = index._linear_fusion([0, 2, 3, 4], enc.encode(["刹车失灵"])[0], index._bm25_scores(["刹车失灵"]))
+    with_copy = index._linear_fusion([0, 1, 2, 3, 4], enc.encode(["刹车失灵"])[0], index._bm25_scores(["刹车失灵"]))
+    assert with_copy[0] == pytest.approx(copy_free[0])   # the copy is not among c0's neighbours

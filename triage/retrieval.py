@@ -17,7 +17,8 @@ Scoring, per query:
    BM25 terms leave out punctuation and function words (``STOPWORDS``).
    **Neighbourhood smoothing** (linear fusion, ``smooth_neighbours`` > 0): each candidate's
    fused score gains ``smooth_weight`` × the mean fused score of its ``smooth_neighbours``
-   nearest candidates (case-to-case cosine of their vectors). A case whose close neighbours also
+   nearest candidates (case-to-case cosine of their vectors), and the sum is divided by
+   ``1 + smooth_weight`` so scores stay between 0 and 1. A case whose close neighbours also
    match the query — in words or in meaning — is more likely on topic than an isolated case that
    matches one channel by accident; this is where the two channels help each other most, since
    a case's neighbours carry lexical evidence its own text may lack. Near duplicates of a
@@ -263,7 +264,10 @@ class HybridIndex:
             sims[sims >= p.duplicate_cosine] = -np.inf
             np.fill_diagonal(sims, -np.inf)
             near = np.argpartition(-sims, m - 1, axis=1)[:, :m]
-            combined = combined + p.smooth_weight * combined[near].mean(axis=1)
+            counted = np.isfinite(np.take_along_axis(sims, near, axis=1))    # fewer than m eligible: the rest
+            mean = (combined[near] * counted).sum(axis=1) / np.maximum(counted.sum(axis=1), 1)
+            # divided by (1 + weight), so a fused score stays between 0 and 1
+            combined = (combined + p.smooth_weight * mean) / (1.0 + p.smooth_weight)
         return dict(zip(rows, (combined + 1e-9).tolist()))
 
     def _dense_candidates(self, vector: NDArray[np.float32],
