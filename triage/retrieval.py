@@ -247,7 +247,8 @@ class HybridIndex:
     def _linear_fusion(self, rows: list[int], vector: NDArray[np.float32], bm25: NDArray) -> dict[int, float]:
         """``alpha · dense + (1 − alpha) · bm25`` over the candidates, each min-max scaled."""
         idx = np.asarray(rows)
-        d = self._emb[idx] @ vector
+        vectors = self._emb[idx]                 # the candidates' vectors, for both scores below
+        d = vectors @ vector
         b = bm25[idx].astype(np.float64)
 
         def scale(x: NDArray) -> NDArray:
@@ -258,7 +259,6 @@ class HybridIndex:
         combined = a * scale(d.astype(np.float64)) + (1 - a) * scale(b)
         m = min(p.smooth_neighbours, len(idx) - 1)
         if m > 0 and p.smooth_weight > 0:
-            vectors = self._emb[idx]
             sims = vectors @ vectors.T
             # a case is not its own neighbour, nor is its near duplicate (no independent evidence)
             sims[sims >= p.duplicate_cosine] = -np.inf
