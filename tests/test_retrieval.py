@@ -66,6 +66,29 @@ def test_bm25_prefers_more_and_rarer_matching_terms(segmenter):
     assert hits[0]["bm25_score"] > hits[1]["bm25_score"] > 0
 
 
+def test_bm25_query_terms_weigh_by_domain_dictionary_and_repetition():
+    enc = HashingEncoder()
+    seg = Segmenter(user_dict=None, dict_text="刹车失灵 10 n\n")
+    cases = [{"case_id": "x", "text": "刹车失灵 今天"}, {"case_id": "y", "text": "异响 今天"},
+             {"case_id": "z", "text": "快递 丢件"}]
+
+    def scores(query, **params):
+        index = HybridIndex(seg, enc.dim, RetrievalParams(min_similarity=-1, **params))
+        index.upsert(cases, enc.encode([c["text"] for c in cases]))
+        hits = index.search(query, enc.encode([query])[0], 3, mode="bm25")
+        return {h["case_id"]: h["bm25_score"] for h in hits}
+
+    plain = scores("刹车失灵 异响", bm25_domain_weight=1.0)
+    assert plain["x"] == plain["y"] > 0 and "z" not in plain
+    domain = scores("刹车失灵 异响", bm25_domain_weight=2.0)
+    assert domain["x"] == pytest.approx(2 * domain["y"], rel=1e-3) and domain["y"] == plain["y"]
+    repeated = scores("异响 异响 刹车失灵", bm25_domain_weight=1.0, bm25_query_tf=1.0)
+    assert repeated["y"] == pytest.approx(2 * repeated["x"], rel=1e-3)
+    once = scores("异响 异响 刹车失灵", bm25_domain_weight=1.0, bm25_query_tf=0.0)
+    assert once["y"] == once["x"]
+    assert seg.words == frozenset({"刹车失灵"})
+
+
 def test_filters_updates_and_deletes(segmenter, kb):
     cases, enc, _ = kb
     index = make(segmenter, kb)

@@ -14,7 +14,12 @@ Scoring, per query:
    uses reciprocal ranks, ``w_dense / (rrf_k + rank_dense) + w_bm25 / (rrf_k + rank_bm25)``,
    with tied scores sharing a rank. On a tuning split of 车质网 (seed 5; not the split the
    benchmark reports) P@5 was: dense 0.274, BM25 0.246, rrf 0.287, linear α=0.8 0.294.
-   BM25 terms leave out punctuation and function words (``STOPWORDS``).
+   BM25 terms leave out punctuation and function words (``STOPWORDS``). On the query side a
+   term counts as often as the complaint repeats it (``bm25_query_tf``) and a word of the domain
+   dictionary counts ``bm25_domain_weight`` times: complaints name the part or the practice at
+   fault with such words (刹车失灵, 退一赔三), and they say more about the topic than ordinary
+   words of the same rarity. On the tuning split below (raw P@5, no duplicate collapsing) BM25
+   alone went from 0.238 to 0.270 and the hybrid from 0.299 to 0.300.
    **Neighbourhood smoothing** (linear fusion, ``smooth_neighbours`` > 0): each candidate's
    fused score gains ``smooth_weight`` × the mean fused score of its ``smooth_neighbours``
    nearest candidates (case-to-case cosine of their vectors), and the sum is divided by
@@ -49,6 +54,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Sequence
@@ -85,6 +91,11 @@ class RetrievalParams(BaseModel):
     min_similarity: float = Field(0.80, ge=-1, le=1)
     duplicate_cosine: float = Field(0.97, gt=0, le=1)
     bm25_bigrams: bool = False                    # add character bigrams of Chinese runs to BM25 terms
+    # Query-side term weights: a term the complaint repeats n times weighs n ** bm25_query_tf
+    # (0: each distinct term once), and a word of the domain dictionary (corpora/dict) weighs
+    # bm25_domain_weight times as much as an ordinary word.
+    bm25_query_tf: float = Field(1.0, ge=0, le=1)
+    bm25_domain_weight: float = Field(2.0, ge=0)
     bm25_k1: float = Field(1.5, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
     exact_below: int = Field(20_000, ge=0)        # below this many cases the dense scan is exact
@@ -238,11 +249,18 @@ class HybridIndex:
         return self._lexical
 
     def _bm25_scores(self, tokens: list[str]) -> NDArray[np.float32]:
+        """Each case's BM25 score for the query terms ``tokens``; a term weighs
+        ``count ** bm25_query_tf``, times ``bm25_domain_weight`` when it is a domain word."""
         vocab, matrix = self._lexical_index()
-        ids = sorted({vocab[t] for t in tokens if t in vocab})
-        if not ids:
+        counts = Counter(t for t in tokens if t in vocab)
+        if not counts:
             return np.zeros(len(self._cases), dtype=np.float32)
-        return np.asarray(matrix[ids].sum(axis=0)).ravel().astype(np.float32)
+        p = self.params
+        domain = self.segmenter.words
+        terms = sorted(counts, key=vocab.__getitem__)
+        weights = np.array([counts[t] ** p.bm25_query_tf * (p.bm25_domain_weight if t in domain else 1.0)
+                            for t in terms], dtype=np.float32)
+        return np.asarray(matrix[[vocab[t] for t in terms]].T @ weights).ravel().astype(np.float32)
 
     def _linear_fusion(self, rows: list[int], vector: NDArray[np.float32], bm25: NDArray) -> dict[int, float]:
         """``alpha · dense + (1 − alpha) · bm25`` over the candidates, each min-max scaled."""

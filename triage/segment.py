@@ -28,6 +28,7 @@ class Segmenter:
         self.dict_text = dict_text or ""
         self.dict_sha256 = hashlib.sha256(self.dict_text.encode("utf-8")).hexdigest()
         self._tok = None
+        self._words: frozenset[str] | None = None
         self._lock = threading.Lock()
 
     def _tokenizer(self):
@@ -48,6 +49,14 @@ class Segmenter:
                     self._tok = tok
         return self._tok
 
+    @property
+    def words(self) -> frozenset[str]:
+        """The dictionary's words, normalised as :meth:`cut` returns them."""
+        if self._words is None:
+            self._words = frozenset(normalise(line.split()[0]) for line in self.dict_text.splitlines()
+                                    if line.split())
+        return self._words
+
     def cut(self, text: str) -> list[str]:
         """Words of the normalised text, without whitespace tokens."""
         return [w for w in self._tokenizer().lcut(normalise(text), HMM=True) if w.strip()]
@@ -59,4 +68,5 @@ class Segmenter:
         self.dict_text = state["dict_text"]
         self.dict_sha256 = state["dict_sha256"]
         self._tok = None
+        self._words = None
         self._lock = threading.Lock()
