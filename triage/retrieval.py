@@ -34,7 +34,8 @@ Scoring, per query:
    the benchmark's other 1,680 cases (``python -m benchmarks.retrieval --tuning-split``), in
    process through ``search`` (duplicates collapsed), P@5: dense
    0.259, BM25 0.230, linear α=0.8 without smoothing 0.272, α=0.7 with 10 neighbours at weight
-   2 0.291. Neighbour counts 5–20, weights 1–3 and α 0.6–0.8 all gave 0.278–0.292.
+   2 0.291. Neighbour counts 5–20, weights 1–3 and α 0.6–0.8 all gave 0.278–0.292. (Those figures
+   predate the query-term weights; with them, through the API: BM25 0.263, hybrid 0.293.)
 3. **Outcome boost**: the fused score is multiplied by ``1 + outcome_boost[outcome]``, so among
    cases that are about equally similar, a resolution that satisfied the customer ranks above
    one that led to a repeat complaint. The default ±0.5 % reorders near-ties only (with
