@@ -40,21 +40,25 @@ class Segmenter:
                     jieba.setLogLevel(logging.WARNING)
                     tok = jieba.Tokenizer()
                     tok.initialize()
-                    for line in self.dict_text.splitlines():
-                        parts = line.split()
-                        if not parts:
-                            continue
-                        freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-                        tok.add_word(normalise(parts[0]), freq)
+                    for word, freq in self._entries():
+                        tok.add_word(word, freq)
                     self._tok = tok
         return self._tok
+
+    def _entries(self) -> list[tuple[str, int | None]]:
+        """The dictionary's lines as (normalised word, frequency or None)."""
+        entries = []
+        for line in self.dict_text.splitlines():
+            parts = line.split()
+            if parts:
+                entries.append((normalise(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None))
+        return entries
 
     @property
     def words(self) -> frozenset[str]:
         """The dictionary's words, normalised as :meth:`cut` returns them."""
         if self._words is None:
-            self._words = frozenset(normalise(line.split()[0]) for line in self.dict_text.splitlines()
-                                    if line.split())
+            self._words = frozenset(word for word, _ in self._entries())
         return self._words
 
     def cut(self, text: str) -> list[str]:
