@@ -4,7 +4,10 @@ Each head trains on the records that carry its label; a head with no labels in t
 taken, with the feature builder it was fitted on, from ``base`` (an existing bundle) — or the
 run stops with a message saying which head lacks labels. A new taxonomy is just new labels.
 Texts are encoded once, through the content-hash cache (a retrain encodes only texts it has not
-seen), and the same matrix feeds every new head. Deterministic under ``config.seed``.
+seen), and the same matrix feeds every new head — except a few-shot head named in
+``config.fine_tune``, which gets its own contrastively fine-tuned copy of the encoder
+(``training/finetune.py``) and is fitted on that copy's embeddings; the bundle stores the copy.
+Deterministic under ``config.seed``.
 
 Every bundle carries an evaluation report: out-of-fold per-class precision/recall/F1,
 confusion matrices and calibration for each head, and first the 危机 recall of the served
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ from triage.cases import CaseIndex
 from triage.config import SeverityRule, TrainConfig
 from triage.encoder.base import Encoder
 from triage.encoder.cache import EmbeddingCache
+from triage.encoder.finetuned import FineTunedEncoder, fine_tunable
 from triage.errors import DataError
 from triage.features import FeatureBuilder
 from triage.heads import DenseBlock, Head
@@ -37,6 +42,7 @@ from triage.lexicon import EMOTIONS, GRADES, Lexicons
 from triage.pipeline import HEAD_NAMES
 from triage.segment import Segmenter
 from triage.severity import decide
+from training.finetune import fine_tune_encoder
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +115,19 @@ class Progress:
             import sys
             print(f"[train] {message}", file=sys.stderr, flush=True)
 
-    def encode(self, cache: EmbeddingCache, texts: list[str], kind: str) -> np.ndarray:
-        """Encode through the content-hash cache: only texts not seen before are encoded."""
+    def encode(self, cache: Encoder, texts: list[str], kind: str) -> np.ndarray:
+        """Encode through the content-hash cache: only texts not seen before are encoded. A
+        plain encoder (a head's fine-tuned one) encodes every text, in chunks of 64."""
         if not texts:
             return np.zeros((0, cache.dim), np.float32)
+        if not isinstance(cache, EmbeddingCache):
+            chunks = [texts[i:i + 64] for i in range(0, len(texts), 64)]
+            if self.enabled:
+                from tqdm import tqdm
+                chunks = tqdm(chunks, desc=f"encoding {len(texts)} {kind} texts with {cache.name}", unit="batch")
+            out = np.concatenate([cache.encode(c, kind) for c in chunks])
+            self.step(f"{kind}: {len(texts)} texts encoded with {cache.name}")
+            return out
         before = cache.misses
         out = cache.encode(texts, kind, progress=self.enabled)
         self.step(f"{kind}: {len(texts)} texts, {cache.misses - before} newly encoded")
@@ -136,6 +151,7 @@ class BaseBundle:
     heads: dict
     cases: list[dict]
     case_embeddings: np.ndarray
+    encoder_files: dict[str, Path]     # head → its fine-tuned encoder's weights, if it has one
 
     @classmethod
     def load(cls, path: str | Path, encoder: Encoder) -> "BaseBundle":
@@ -143,7 +159,30 @@ class BaseBundle:
         manifest = verify_bundle(path)
         check_encoder(manifest, encoder, path, user="this run")
         parts = load_parts(path)
-        return cls(path, manifest, parts["features"], parts["heads"], *read_cases(path))
+        files = {n: path / e["file"] for n, e in manifest.get("head_encoders", {}).items()}
+        return cls(path, manifest, parts["features"], parts["heads"], *read_cases(path), files)
+
+
+def fine_tune_head(name: str, texts: list[str], y: list[str], encoder: Encoder, config: TrainConfig,
+                   workdir: Path, prog: "Progress"):
+    """For a few-shot head: fine-tune a copy of the encoder on its labelled texts when the config
+    asks for it (``config.fine_tune``) and the encoder allows it. Returns ``(encoder, weights
+    file, what the manifest records)``, or ``None`` to keep the shared, frozen encoder."""
+    ft = config.fine_tune
+    if name not in ft.heads:
+        return None
+    if len(texts) > ft.max_texts:
+        prog.step(f"{name}: few-shot, but {len(texts)} texts > fine_tune.max_texts {ft.max_texts}: frozen encoder")
+        return None
+    model_dir = fine_tunable(encoder)
+    if model_dir is None:
+        prog.step(f"{name}: few-shot; the encoder {encoder.name} cannot be fine-tuned, so the head uses its "
+                  "frozen embeddings")
+        return None
+    weights = workdir / f"{name}.safetensors"
+    info = fine_tune_encoder(model_dir, texts, y, ft, config.seed, weights, prog.step)
+    tuned = FineTunedEncoder(weights, model_dir)
+    return tuned, weights, {**info, "encoder": tuned.name}
 
 
 def record_weights(n_files: int, n_extra: int, real_weight: float) -> np.ndarray:
@@ -263,9 +302,21 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     label_counts: dict[str, dict] = {}
     metrics: dict[str, dict] = {}
     crisis: dict = {}
+    encoder_files: dict[str, Path] = {}      # head → fine-tuned encoder weights (few-shot heads)
+    fine_tuned: dict[str, dict] = {}
+    scratch: list[tempfile.TemporaryDirectory] = []
+
+    def workdir() -> Path:
+        if not scratch:
+            scratch.append(tempfile.TemporaryDirectory(prefix="triage-train-"))
+        return Path(scratch[0].name)
+
     for name in HEAD_NAMES:
         if name in missing:
             heads[name], builders[name] = base_bundle.heads[name], base_bundle.features[name]
+            if name in base_bundle.encoder_files:          # the head's fine-tuned encoder comes along
+                encoder_files[name] = base_bundle.encoder_files[name]
+                fine_tuned[name] = {**base_bundle.manifest["head_encoders"][name], "from_base": base_bundle.path.name}
             label_counts[name] = base_bundle.manifest["training_data"]["label_counts"].get(name, {})
             metrics[name] = {**base_bundle.manifest["metrics"]["cross_validated"].get(name, {}),
                              "from_base": base_bundle.path.name}
@@ -278,14 +329,22 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         calibration = [records[i].get("sampling") != "uncertain" for i in rows]
         params = config.heads.get(name)
         dense = None
+        X_head, head_encoder = X[rows], cache
         if Head.few_shot(y, params):
+            tuned = fine_tune_head(name, [texts[i] for i in rows], y, cache, config, workdir(), prog)
+            if tuned is not None:
+                # the head reads its own fine-tuned encoder's embeddings (the lexical part and
+                # the signals are the shared ones)
+                head_encoder, encoder_files[name], fine_tuned[name] = tuned
+                emb_head = prog.encode(head_encoder, [texts[i] for i in rows], "query")
+                X_head = features.assemble(lexical[rows], emb_head, signals[rows])
             # few labelled examples per class: the head may blend in class prototypes, which
-            # also use the embeddings of the class names (a handful of texts, cached)
+            # also use the embeddings of the class names (a handful of texts)
             names = sorted(set(y))
             dense = DenseBlock(features.n_lexical, features.n_lexical + emb.shape[1],
                                config.features.embedding_weight,
-                               dict(zip(names, cache.encode(names, "query"))))
-        head = Head(name, params, seed=config.seed, n_jobs=config.n_jobs).fit(X[rows], y, calibration, dense,
+                               dict(zip(names, head_encoder.encode(names, "query"))))
+        head = Head(name, params, seed=config.seed, n_jobs=config.n_jobs).fit(X_head, y, calibration, dense,
                                                                               sample_weight=sample_weight)
         if head.blend_:
             prog.step(f"{name}: few-shot, linear scores blended with class prototypes {head.cv_metrics_['prototype_blend']}")
@@ -320,9 +379,14 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     now = datetime.now(timezone.utc)
     version = f"tb-{now:%Y%m%d-%H%M%S}-{fp['sha256'][:8]}"
     metrics_all = {"crisis": crisis, "cross_validated": metrics}
-    path = save_bundle(out, version, features=builders, heads=heads, lexicons=lexicons, cases=index,
-                       config=config, encoder=encoder, training_data=fp, metrics=metrics_all,
-                       report_md=render_report(version, fp, metrics_all), created_at=now.isoformat())
+    try:
+        path = save_bundle(out, version, features=builders, heads=heads, lexicons=lexicons, cases=index,
+                           config=config, encoder=encoder, training_data=fp, metrics=metrics_all,
+                           report_md=render_report(version, fp, metrics_all, fine_tuned), created_at=now.isoformat(),
+                           head_encoders={n: (encoder_files[n], fine_tuned[n]) for n in encoder_files})
+    finally:
+        for d in scratch:
+            d.cleanup()
     made_current = False
     if make_current or (make_current is None and current_bundle(out) is None):
         set_current(out, version)
@@ -339,7 +403,7 @@ def _table(per_class: dict) -> list[str]:
     return lines
 
 
-def render_report(version: str, data: dict, metrics: dict) -> str:
+def render_report(version: str, data: dict, metrics: dict, fine_tuned: dict | None = None) -> str:
     lines = [f"# Bundle {version}", "", f"Trained on {data['records']} labelled records and "
              f"{data['cases']} knowledge-base cases (data sha256 `{data['sha256'][:16]}…`)"
              + (f", heads without new labels taken from `{data['base']}`" if data.get("base") else "") + "."]
@@ -377,6 +441,11 @@ def render_report(version: str, data: dict, metrics: dict) -> str:
             lines.append(f"\n{head} is few-shot: its scores blend the linear head ({b['linear_share']:.0%}) with "
                          f"class prototypes ({1 - b['linear_share']:.0%}; class-name share {b['label_weight']:.0%}), "
                          "chosen on these out-of-fold predictions.")
+    for head, f in (fine_tuned or {}).items():
+        src = f" (taken from `{f['from_base']}`)" if f.get("from_base") else ""
+        lines.append(f"\n{head} reads its own copy of the encoder{src}, fine-tuned contrastively on its "
+                     f"{f['texts']} labelled texts ({f['classes']} classes, {f['steps']} steps, {f['seconds']:g}s; "
+                     f"loss per epoch {f['epoch_losses']}); the service encodes a batch once more for it.")
     lines += ["", "## Confidence: share of answers at or above a top probability, and their accuracy", "",
               "Use it to set `ReviewThresholds`: below the threshold an answer asks for review.", "",
               "| head | " + " | ".join(f"≥ {t:.1f}" for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) + " |",

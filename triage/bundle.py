@@ -11,6 +11,8 @@ Layout::
         cases.jsonl            knowledge-base cases served as similar cases
         cases.npy              their passage embeddings, float32 (n, dim)
         lexicons/…             the lexicons the bundle was trained with
+        encoders/<head>.safetensors   only for a few-shot head with a fine-tuned encoder: its
+                               weights (manifest ``head_encoders``; see triage/encoder/finetuned.py)
         report.md              readable evaluation report
 
 Bundles are written to a temporary folder and renamed into place; an existing bundle is never
@@ -77,9 +79,12 @@ def encoder_identity(encoder: Encoder) -> dict:
 
 def save_bundle(models_dir: str | Path, version: str, *, features: dict, heads: dict, lexicons: Lexicons,
                 cases: CaseIndex, config: TrainConfig, encoder: Encoder, training_data: dict,
-                metrics: dict, report_md: str, created_at: str) -> Path:
+                metrics: dict, report_md: str, created_at: str,
+                head_encoders: dict[str, tuple[Path, dict]] | None = None) -> Path:
     """Write a bundle atomically into ``models_dir/version`` and return its path. ``features``
-    maps each head name to its FeatureBuilder (one shared object pickles once)."""
+    maps each head name to its FeatureBuilder (one shared object pickles once);
+    ``head_encoders`` maps a head with its own fine-tuned encoder to ``(weights file, what the
+    manifest records about it)``."""
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     final = models_dir / version
@@ -96,6 +101,11 @@ def save_bundle(models_dir: str | Path, version: str, *, features: dict, heads: 
         for f in lexicons.files():
             shutil.copy2(f, tmp / "lexicons" / f.name)
         (tmp / "report.md").write_text(report_md, encoding="utf-8")
+        encoders = {}
+        for name, (weights, info) in (head_encoders or {}).items():
+            (tmp / "encoders").mkdir(exist_ok=True)
+            shutil.copy2(weights, tmp / "encoders" / f"{name}.safetensors")
+            encoders[name] = {**info, "file": f"encoders/{name}.safetensors"}
         files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -108,6 +118,8 @@ def save_bundle(models_dir: str | Path, version: str, *, features: dict, heads: 
             "config": config.model_dump(mode="json"),
             "files": files,
         }
+        if encoders:
+            manifest["head_encoders"] = encoders
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         os.replace(tmp, final)      # atomic on one filesystem; fails if final appeared meanwhile
     except BaseException:
@@ -191,13 +203,34 @@ def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = No
     except Exception as exc:  # noqa: BLE001 - hashes matched, so this is an incompatibility
         raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: files match the manifest but cannot be read: {exc}") from exc
     config = TrainConfig.model_validate(manifest["config"])
+    head_encoders = load_head_encoders(bundle, manifest, encoder)
     index = HybridIndex(parts["features"]["complaint_type"].segmenter, int(encoder.dim),
                         RetrievalParams(min_similarity=config.similar_min_score))
     index.upsert(cases, emb)
     return TriageModel(encoder=encoder, features=parts["features"], heads=parts["heads"],
                        lexicons=Lexicons(bundle / "lexicons"), cases=index, config=config,
                        version=manifest["bundle_version"], max_chars=max_chars or DEFAULT_MAX_CHARS,
-                       meta={"manifest": manifest, "path": str(bundle)})
+                       meta={"manifest": manifest, "path": str(bundle)}, head_encoders=head_encoders)
+
+
+def load_head_encoders(bundle: Path, manifest: dict, encoder: Encoder) -> dict[str, Encoder]:
+    """The fine-tuned encoders of a bundle's few-shot heads (none for most bundles). They are
+    built on the base e5 folder of ``encoder``, so a service running another encoder refuses
+    the bundle (``BUNDLE_ENCODER``)."""
+    from triage.encoder.finetuned import FineTunedEncoder, fine_tunable
+    from triage.errors import EncoderError
+
+    out: dict[str, Encoder] = {}
+    for name, entry in manifest.get("head_encoders", {}).items():
+        model_dir = fine_tunable(encoder)
+        if model_dir is None:
+            raise BundleError("BUNDLE_ENCODER", f"{bundle}: head {name!r} reads a fine-tuned e5-small encoder; "
+                              f"the service's encoder {encoder.name} cannot host it")
+        try:
+            out[name] = FineTunedEncoder(bundle / entry["file"], model_dir)
+        except EncoderError as exc:
+            raise BundleError("BUNDLE_UNREADABLE", f"{bundle}: head {name!r}'s fine-tuned encoder: {exc.message}") from exc
+    return out
 
 
 def read_cases(bundle: str | Path) -> tuple[list[dict], np.ndarray]:

@@ -47,6 +47,28 @@ class HeadParams(_Strict):
     few_shot_median: int = Field(64, ge=0)
 
 
+class FineTuneParams(_Strict):
+    """Contrastive fine-tuning of the encoder for few-shot heads (``training/finetune.py``).
+
+    When a head named in ``heads`` is few-shot (``HeadParams.few_shot_median``) and has at most
+    ``max_texts`` labelled texts, training fine-tunes its own copy of the encoder on them with a
+    supervised contrastive loss (texts of one class pulled together, other classes pushed apart,
+    in-batch) and the head is fitted on that copy's embeddings; the bundle stores the copy's
+    weights and the service encodes a batch a second time with it, for that head only. Measured
+    on 车质网's 19 coarse categories at 16 examples per class (five draws): macro-F1 0.309 with
+    the frozen encoder, 0.334 fine-tuned (TF-IDF + LR 0.237). It costs about 4 minutes of
+    training per 300 texts on 2 cores, hence ``max_steps``. The encoder must be fine-tunable (the e5 encoder is;
+    the tiny test encoder is not, and its few-shot heads stay on frozen embeddings)."""
+    heads: list[str] = Field(default_factory=lambda: ["complaint_type"])   # [] turns it off
+    max_texts: int = Field(2000, ge=0)
+    epochs: int = Field(5, ge=1, le=50)
+    max_steps: int = Field(60, ge=1)          # optimiser steps at most (time bound: ~5 s a step)
+    batch_size: int = Field(32, ge=4, le=256)
+    learning_rate: float = Field(3e-5, gt=0, lt=1)
+    temperature: float = Field(0.07, gt=0, le=1)
+    max_tokens: int = Field(128, ge=16, le=512)   # training reads this many tokens; serving reads all
+
+
 class SeverityRule(_Strict):
     """Crisis-first, ordinal decision rule (see ``docs`` in ``triage/severity.py``)."""
     crisis_threshold: float = Field(0.35, gt=0, lt=1)     # P(危机) at which the model alone says 危机
@@ -80,6 +102,7 @@ class TrainConfig(_Strict):
     # 2 was chosen by out-of-fold macro-F1 on the real rows (see training/train.py).
     real_weight: float = Field(2.0, gt=0)
     review: ReviewThresholds = ReviewThresholds()
+    fine_tune: FineTuneParams = FineTuneParams()
     similar_k: int = Field(3, ge=0, le=50)
     similar_min_score: float = Field(0.80, ge=0, le=1)
     # Unused: temperatures are fitted on out-of-fold predictions of every representative row.

@@ -3,7 +3,8 @@
 ``TriageModel`` is composed, not subclassed: an encoder, one :class:`Head` per target with the
 fitted :class:`FeatureBuilder` it was trained on (usually one builder shared by every head; a
 head taken from a base bundle keeps its own), the :class:`Lexicons`, a :class:`HybridIndex` and
-the config.
+the config. A few-shot head trained with its own fine-tuned encoder (``head_encoders``) reads
+that encoder's embedding of the batch — the one exception to a single encode per batch.
 ``triage(["刹车突然失灵，差点撞上前车"])`` returns one answer dict per text, in order.
 """
 from __future__ import annotations
@@ -42,6 +43,11 @@ class TriageModel:
     version: str = "unversioned"
     max_chars: int = DEFAULT_MAX_CHARS
     meta: dict = field(default_factory=dict)
+    # Few-shot heads fine-tuned with their own copy of the encoder: head name -> that encoder.
+    # Their feature rows use its embeddings, so such a bundle encodes a batch once more per
+    # fine-tuned head (the one documented exception to one encode per batch); retrieval and
+    # the other heads use the shared embedding.
+    head_encoders: dict[str, Encoder] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ predict
     def triage(self, texts: Sequence[str], ids: Sequence[str | None] | None = None,
@@ -70,16 +76,18 @@ class TriageModel:
 
     def _featurise(self, texts: list[str]):
         """The batch's embedding (the one encode), and each head's feature matrix (computed
-        once per distinct builder)."""
+        once per distinct builder and encoder: a head with a fine-tuned encoder reads its own
+        embedding of the batch)."""
         emb = self.encoder.encode(texts, "query")
         signals, cues, emos = self.lexicons.signals(texts)
-        by_builder: dict[int, object] = {}
+        by_builder: dict[tuple[int, int], object] = {}
         X = {}
         for name in self.heads:
-            fb = self.features[name]
-            if id(fb) not in by_builder:
-                by_builder[id(fb)] = fb.transform(texts, emb, signals)
-            X[name] = by_builder[id(fb)]
+            fb, own = self.features[name], self.head_encoders.get(name)
+            key = (id(fb), id(own))
+            if key not in by_builder:
+                by_builder[key] = fb.transform(texts, emb if own is None else own.encode(texts, "query"), signals)
+            X[name] = by_builder[key]
         return emb, X, cues, emos
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:

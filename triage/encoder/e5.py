@@ -79,6 +79,7 @@ class E5Encoder:
             raise EncoderError("ENCODER_BAD_BACKEND", "the onnx backend needs the onnx and onnxruntime packages "
                                "(pip install -r requirements.lock)")
         path = ensure_model_dir(model_dir)
+        self.model_dir = path
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens     # padded tokens per forward pass: long texts go in small groups
         self.window = max_tokens - 2
