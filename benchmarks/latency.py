@@ -1,7 +1,7 @@
 """Serving benchmark: HTTP latency and throughput beside the bare encoder, in one run.
 
-``python -m benchmarks.latency [--n 100] [--bundle DIR]`` starts the service on a free
-loopback port in a child process, then on the same texts measures:
+``python -m benchmarks.latency [--n 100] [--bundle DIR] [--also DIR]`` starts the service on a
+free loopback port in a child process, then on the same texts measures:
 
 1. single-request latency through HTTP (``POST /v1/triage``, one at a time): median and p95;
 2. batch throughput (``POST /v1/triage/batch`` with 64 items): texts per second;
@@ -9,7 +9,9 @@ loopback port in a child process, then on the same texts measures:
    batches of 64 (texts per second), on the default backend and on torch;
 
 and prints the overhead as ratios (HTTP single median ÷ encoder single median; encoder batch
-throughput ÷ HTTP batch throughput). Texts come from the project's own corpora; the server
+throughput ÷ HTTP batch throughput). ``--also DIR`` serves a second bundle afterwards and
+measures 1–2 for it on the same texts, with the ratios to the first (for example a bundle whose
+few-shot type head reads its own fine-tuned encoder, against the default one). Texts come from the project's own corpora; the server
 is idle while the encoder is timed, so the two do not compete for the cores.
 """
 from __future__ import annotations
@@ -42,26 +44,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=128, help="number of texts (default 128)")
     parser.add_argument("--bundle", type=Path, help="bundle to serve (default models/CURRENT)")
+    parser.add_argument("--also", type=Path, help="a second bundle to serve and time on the same texts")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
-    import httpx
     texts = corpus_texts(args.n, args.seed)
-    with running_service(args.bundle) as base, httpx.Client(timeout=120) as client:
-        version = client.get(f"{base}/v1/model").json()["model_version"]
-        for t in texts[:5]:                                     # warm-up
-            client.post(f"{base}/v1/triage", json={"text": t})
-        single = []
-        for t in texts:
-            t0 = time.perf_counter()
-            r = client.post(f"{base}/v1/triage", json={"text": t})
-            single.append(time.perf_counter() - t0)
-            r.raise_for_status()
-        t0 = time.perf_counter()
-        for i in range(0, len(texts), 64):
-            client.post(f"{base}/v1/triage/batch",
-                        json={"items": [{"text": t} for t in texts[i:i + 64]]}).raise_for_status()
-        batch_secs = time.perf_counter() - t0
+    version, single, batch_secs = time_service(args.bundle, texts)
 
     from triage.encoder.e5 import E5Encoder
 
@@ -101,7 +89,36 @@ def main(argv: list[str] | None = None) -> int:
               f"{enc_tps/t_tps:.2f}x in batches")
     print(f"overhead: single request = {http_med/enc_med:.2f}x the bare encode "
           f"(+{(http_med-enc_med)*1e3:.1f} ms); batch throughput = {http_tps/enc_tps:.2f}x the bare encoder's")
+    if args.also:
+        v2, single2, batch2 = time_service(args.also, texts)
+        med2, tps2 = statistics.median(single2), len(texts) / batch2
+        print(f"\nbundle {v2}, same texts, served after the first:")
+        print(f"{'HTTP POST /v1/triage (one text)':34s}{med2*1e3:10.1f}{pct(single2, .95)*1e3:10.1f}{1/med2:10.1f}")
+        print(f"{'HTTP POST /v1/triage/batch (64)':34s}{'':10s}{'':10s}{tps2:10.1f}")
+        print(f"against {version}: single median {med2/http_med:.2f}x, batch throughput {tps2/http_tps:.2f}x")
     return 0
+
+
+def time_service(bundle: Path | None, texts: list[str]) -> tuple[str, list[float], float]:
+    """Serve ``bundle``; return its version, the single-request latencies and the seconds for
+    all texts in batches of 64."""
+    import httpx
+
+    with running_service(bundle) as base, httpx.Client(timeout=120) as client:
+        version = client.get(f"{base}/v1/model").json()["model_version"]
+        for t in texts[:5]:                                     # warm-up
+            client.post(f"{base}/v1/triage", json={"text": t})
+        single = []
+        for t in texts:
+            t0 = time.perf_counter()
+            r = client.post(f"{base}/v1/triage", json={"text": t})
+            single.append(time.perf_counter() - t0)
+            r.raise_for_status()
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), 64):
+            client.post(f"{base}/v1/triage/batch",
+                        json={"items": [{"text": t} for t in texts[i:i + 64]]}).raise_for_status()
+        return version, single, time.perf_counter() - t0
 
 
 if __name__ == "__main__":

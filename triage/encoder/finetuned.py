@@ -10,9 +10,9 @@ embedding cache never mixes its vectors with the base encoder's.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from triage.bundle import sha256_file
 from triage.encoder.base import Encoder
 from triage.encoder.e5 import E5Encoder
 from triage.errors import EncoderError
@@ -27,14 +27,6 @@ def fine_tunable(encoder: Encoder) -> Path | None:
     if isinstance(inner, E5Encoder) and not isinstance(inner, FineTunedEncoder):
         return inner.model_dir
     return None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class FineTunedEncoder(E5Encoder):
@@ -59,7 +51,7 @@ class FineTunedEncoder(E5Encoder):
             raise EncoderError("ENCODER_FT_BAD", f"{weights} does not fit the e5-small transformer: "
                                f"unexpected {sorted(unexpected)[:3]}, missing {sorted(absent)[:3]}")
         self._bert.eval()
-        digest = _sha256(weights)
+        digest = sha256_file(weights)
         self.weights = weights
         self.name = f"{self.name}+ft-{digest[:12]}"
         self.fingerprint = f"{self.fingerprint}+{digest[:16]}"
