@@ -115,19 +115,10 @@ class Progress:
             import sys
             print(f"[train] {message}", file=sys.stderr, flush=True)
 
-    def encode(self, cache: Encoder, texts: list[str], kind: str) -> np.ndarray:
-        """Encode through the content-hash cache: only texts not seen before are encoded. A
-        plain encoder (a head's fine-tuned one) encodes every text, in chunks of 64."""
+    def encode(self, cache: EmbeddingCache, texts: list[str], kind: str) -> np.ndarray:
+        """Encode through the content-hash cache: only texts not seen before are encoded."""
         if not texts:
             return np.zeros((0, cache.dim), np.float32)
-        if not isinstance(cache, EmbeddingCache):
-            chunks = [texts[i:i + 64] for i in range(0, len(texts), 64)]
-            if self.enabled:
-                from tqdm import tqdm
-                chunks = tqdm(chunks, desc=f"encoding {len(texts)} {kind} texts with {cache.name}", unit="batch")
-            out = np.concatenate([cache.encode(c, kind) for c in chunks])
-            self.step(f"{kind}: {len(texts)} texts encoded with {cache.name}")
-            return out
         before = cache.misses
         out = cache.encode(texts, kind, progress=self.enabled)
         self.step(f"{kind}: {len(texts)} texts, {cache.misses - before} newly encoded")
@@ -166,8 +157,9 @@ class BaseBundle:
 def fine_tune_head(name: str, texts: list[str], y: list[str], encoder: Encoder, config: TrainConfig,
                    workdir: Path, prog: "Progress"):
     """For a few-shot head: fine-tune a copy of the encoder on its labelled texts when the config
-    asks for it (``config.fine_tune``) and the encoder allows it. Returns ``(encoder, weights
-    file, what the manifest records)``, or ``None`` to keep the shared, frozen encoder."""
+    asks for it (``config.fine_tune``) and the encoder allows it. Returns ``(encoder behind an
+    embedding cache in workdir, weights file, what the manifest records)``, or ``None`` to keep
+    the shared, frozen encoder."""
     ft = config.fine_tune
     if name not in ft.heads:
         return None
@@ -182,7 +174,7 @@ def fine_tune_head(name: str, texts: list[str], y: list[str], encoder: Encoder, 
     weights = workdir / f"{name}.safetensors"
     info = fine_tune_encoder(model_dir, texts, y, ft, config.seed, weights, prog.step)
     tuned = FineTunedEncoder(weights, model_dir)
-    return tuned, weights, {**info, "encoder": tuned.name}
+    return EmbeddingCache(tuned, workdir / "embeddings"), weights, {**info, "encoder": tuned.name}
 
 
 def record_weights(n_files: int, n_extra: int, real_weight: float) -> np.ndarray:
@@ -302,21 +294,15 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     label_counts: dict[str, dict] = {}
     metrics: dict[str, dict] = {}
     crisis: dict = {}
-    encoder_files: dict[str, Path] = {}      # head → fine-tuned encoder weights (few-shot heads)
-    fine_tuned: dict[str, dict] = {}
-    scratch: list[tempfile.TemporaryDirectory] = []
-
-    def workdir() -> Path:
-        if not scratch:
-            scratch.append(tempfile.TemporaryDirectory(prefix="triage-train-"))
-        return Path(scratch[0].name)
-
+    # few-shot heads with a fine-tuned encoder: head → (weights file, what the manifest records)
+    head_encoders: dict[str, tuple[Path, dict]] = {}
+    scratch = tempfile.TemporaryDirectory(prefix="triage-train-")     # fine-tuned weights until saved
     for name in HEAD_NAMES:
         if name in missing:
             heads[name], builders[name] = base_bundle.heads[name], base_bundle.features[name]
             if name in base_bundle.encoder_files:          # the head's fine-tuned encoder comes along
-                encoder_files[name] = base_bundle.encoder_files[name]
-                fine_tuned[name] = {**base_bundle.manifest["head_encoders"][name], "from_base": base_bundle.path.name}
+                head_encoders[name] = (base_bundle.encoder_files[name], {
+                    **base_bundle.manifest["head_encoders"][name], "from_base": base_bundle.path.name})
             label_counts[name] = base_bundle.manifest["training_data"]["label_counts"].get(name, {})
             metrics[name] = {**base_bundle.manifest["metrics"]["cross_validated"].get(name, {}),
                              "from_base": base_bundle.path.name}
@@ -331,15 +317,16 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         dense = None
         X_head, head_encoder = X[rows], cache
         if Head.few_shot(y, params):
-            tuned = fine_tune_head(name, [texts[i] for i in rows], y, cache, config, workdir(), prog)
+            tuned = fine_tune_head(name, [texts[i] for i in rows], y, cache, config, Path(scratch.name), prog)
             if tuned is not None:
                 # the head reads its own fine-tuned encoder's embeddings (the lexical part and
                 # the signals are the shared ones)
-                head_encoder, encoder_files[name], fine_tuned[name] = tuned
+                head_encoder, weights_file, info = tuned
+                head_encoders[name] = (weights_file, info)
                 emb_head = prog.encode(head_encoder, [texts[i] for i in rows], "query")
                 X_head = features.assemble(lexical[rows], emb_head, signals[rows])
             # few labelled examples per class: the head may blend in class prototypes, which
-            # also use the embeddings of the class names (a handful of texts)
+            # also use the embeddings of the class names (a handful of texts, cached)
             names = sorted(set(y))
             dense = DenseBlock(features.n_lexical, features.n_lexical + emb.shape[1],
                                config.features.embedding_weight,
@@ -382,11 +369,11 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     try:
         path = save_bundle(out, version, features=builders, heads=heads, lexicons=lexicons, cases=index,
                            config=config, encoder=encoder, training_data=fp, metrics=metrics_all,
-                           report_md=render_report(version, fp, metrics_all, fine_tuned), created_at=now.isoformat(),
-                           head_encoders={n: (encoder_files[n], fine_tuned[n]) for n in encoder_files})
+                           report_md=render_report(version, fp, metrics_all,
+                                                   {n: info for n, (_, info) in head_encoders.items()}),
+                           created_at=now.isoformat(), head_encoders=head_encoders)
     finally:
-        for d in scratch:
-            d.cleanup()
+        scratch.cleanup()
     made_current = False
     if make_current or (make_current is None and current_bundle(out) is None):
         set_current(out, version)
