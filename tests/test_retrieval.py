@@ -152,3 +152,40 @@ def test_smoothed_scores_stay_between_0_and_1_and_copies_are_not_corroboration(s
     copy_free = index._linear_fusion([0, 2, 3, 4], enc.encode(["刹车失灵"])[0], index._bm25_scores(["刹车失灵"]))
     with_copy = index._linear_fusion([0, 1, 2, 3, 4], enc.encode(["刹车失灵"])[0], index._bm25_scores(["刹车失灵"]))
     assert with_copy[0] == pytest.approx(copy_free[0])   # the copy is not among c0's neighbours
+
+
+def test_cases_of_the_type_the_best_candidates_share_rank_first(segmenter):
+    """Type agreement: ``x``, ``y`` and ``u`` tie on both channels, but most of the best
+    candidates (m1, m2) are of ``y``'s complaint type; the untyped ``u`` gets the average
+    agreement, between the two."""
+    v = {"x": [0.8, 0.6, 0, 0, 0, 0], "y": [0.8, 0, 0.6, 0, 0, 0], "u": [0.8, 0, 0, 0.6, 0, 0],
+         "m1": [0.9, 0, 0, 0, 0.436, 0], "m2": [0.9, 0, 0, 0, 0, 0.436], "m3": [0.9, 0, 0, 0, 0.308, -0.308]}
+    types = {"x": "虚假宣传", "y": "产品质量", "m1": "产品质量", "m2": "产品质量", "m3": "虚假宣传"}
+    texts = {"x": "刹车失灵 甲", "y": "刹车失灵 乙", "u": "刹车失灵 丙",
+             "m1": "刹车失灵 丁", "m2": "刹车失灵 戊", "m3": "刹车失灵 己"}
+    cases = [{"case_id": k, "text": texts[k], **({"complaint_type": types[k]} if k in types else {})} for k in v]
+    emb = np.array([v[k] for k in v], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    query = np.array([1, 0, 0, 0, 0, 0], dtype=np.float32)
+
+    def ranking(**params):
+        index = HybridIndex(segmenter, 6, RetrievalParams(min_similarity=-1, smooth_neighbours=0, **params))
+        index.upsert(cases, emb)
+        hits = index.search("刹车失灵", query, 6)
+        assert all(0 <= h["score"] <= 1 for h in hits) and {h["case_id"] for h in hits[:3]} == {"m1", "m2", "m3"}
+        return {h["case_id"]: h["score"] for h in hits[3:]}
+
+    for off in (ranking(type_top=0), ranking(type_top=3, type_weight=0)):
+        assert off["x"] == off["y"] == off["u"]                     # a three-way tie on both channels
+    on = ranking(type_top=3, type_weight=0.2)                        # two of the best three are 产品质量
+    assert on["y"] > on["u"] > on["x"]
+
+
+def test_type_agreement_shares(segmenter):
+    index = HybridIndex(segmenter, 2, RetrievalParams(type_top=3))
+    index.upsert([{"case_id": c, "text": c, **({"complaint_type": t} if t else {})}
+                  for c, t in (("a", "甲"), ("b", "乙"), ("c", ""), ("d", "甲"))], np.eye(2, dtype=np.float32)[[0, 1, 0, 1]])
+    agree = index._type_agreement(np.arange(4), np.array([0.5, 0.3, 0.2, 0.1]))
+    # the best three are a (甲, 0.5), b (乙, 0.3), c (untyped, left out): shares 甲 0.625, 乙 0.375
+    assert agree == pytest.approx([0.625, 0.375, 0.625 ** 2 + 0.375 ** 2, 0.625])
+    assert not index._type_agreement(np.array([2]), np.array([1.0])).any()   # no typed case: no signal
