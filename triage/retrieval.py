@@ -309,9 +309,10 @@ class HybridIndex:
 
     def _type_agreement(self, idx: NDArray[np.int64], scores: NDArray) -> NDArray:
         """For each candidate (rows ``idx``, fused ``scores``): the share of the summed score of
-        the best ``type_top`` typed candidates held by candidates of its complaint type. A case
-        without a type gets the share a typed case would get on average (the sum of the squared
-        shares), so it is neither favoured nor penalised; with no typed case among the best, 0."""
+        the typed candidates among the best ``type_top`` that candidates of its complaint type
+        hold. A case without a type gets the share a typed case would get on average (the sum of
+        the squared shares), so it is neither favoured nor penalised; with no typed case among
+        the best, 0."""
         types = self._fields["complaint_type"][idx]
         top = np.argsort(-scores, kind="stable")[:self.params.type_top]
         top = top[types[top] != ""]
