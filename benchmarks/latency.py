@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle {version}; {len(texts)} corpus texts (median {chars:.0f} characters); "
           f"{os.cpu_count()} cores; one run, side by side")
     print(f"{'':34s}{'median ms':>10s}{'p95 ms':>10s}{'texts/s':>10s}")
-    print(f"{'HTTP POST /v1/triage (one text)':34s}{http_med*1e3:10.1f}{pct(single, .95)*1e3:10.1f}{1/http_med:10.1f}")
-    print(f"{'bare encoder, one text':34s}{enc_med*1e3:10.1f}{pct(enc_single, .95)*1e3:10.1f}{1/enc_med:10.1f}")
-    print(f"{'HTTP POST /v1/triage/batch (64)':34s}{'':10s}{'':10s}{http_tps:10.1f}")
-    print(f"{'bare encoder, batches of 64':34s}{'':10s}{'':10s}{enc_tps:10.1f}")
+    single_row("HTTP POST /v1/triage (one text)", single)
+    single_row("bare encoder, one text", enc_single)
+    rate_row("HTTP POST /v1/triage/batch (64)", http_tps)
+    rate_row("bare encoder, batches of 64", enc_tps)
     if other is not None:
         t_med, t_tps = statistics.median(other[0]), len(texts) / other[1]
-        print(f"{'bare encoder on torch, one text':34s}{t_med*1e3:10.1f}{pct(other[0], .95)*1e3:10.1f}{1/t_med:10.1f}")
-        print(f"{'bare encoder on torch, batches of 64':34s}{'':10s}{'':10s}{t_tps:10.1f}")
+        single_row("bare encoder on torch, one text", other[0])
+        rate_row("bare encoder on torch, batches of 64", t_tps)
         print(f"backend: {enc.backend} is {t_med/enc_med:.2f}x faster than torch for one text, "
               f"{enc_tps/t_tps:.2f}x in batches")
     print(f"overhead: single request = {http_med/enc_med:.2f}x the bare encode "
@@ -93,10 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         v2, single2, batch2 = time_service(args.also, texts)
         med2, tps2 = statistics.median(single2), len(texts) / batch2
         print(f"\nbundle {v2}, same texts, served after the first:")
-        print(f"{'HTTP POST /v1/triage (one text)':34s}{med2*1e3:10.1f}{pct(single2, .95)*1e3:10.1f}{1/med2:10.1f}")
-        print(f"{'HTTP POST /v1/triage/batch (64)':34s}{'':10s}{'':10s}{tps2:10.1f}")
+        single_row("HTTP POST /v1/triage (one text)", single2)
+        rate_row("HTTP POST /v1/triage/batch (64)", tps2)
         print(f"against {version}: single median {med2/http_med:.2f}x, batch throughput {tps2/http_tps:.2f}x")
     return 0
+
+
+def single_row(label: str, seconds: list[float]) -> None:
+    """A table row for one-text timings: median and p95 in ms, texts per second at the median."""
+    med = statistics.median(seconds)
+    print(f"{label:34s}{med*1e3:10.1f}{pct(seconds, .95)*1e3:10.1f}{1/med:10.1f}")
+
+
+def rate_row(label: str, texts_per_second: float) -> None:
+    """A table row for batch throughput (texts per second only)."""
+    print(f"{label:34s}{'':10s}{'':10s}{texts_per_second:10.1f}")
 
 
 def time_service(bundle: Path | None, texts: list[str]) -> tuple[str, list[float], float]:
