@@ -30,8 +30,10 @@ def test_fine_tuning_settings_are_validated():
     with pytest.raises(ValueError):
         FineTuneParams(max_steps=0)
     with pytest.raises(ValueError):
+        FineTuneParams(views=0)                       # at least the batch itself
+    with pytest.raises(ValueError):
         FineTuneParams(shuffle=True)                  # unknown settings are refused
-    assert TrainConfig().fine_tune.heads == ["complaint_type"]
+    assert TrainConfig().fine_tune.heads == ["complaint_type"] and TrainConfig().fine_tune.views == 2
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):
@@ -67,7 +69,7 @@ def test_a_few_shot_head_serves_with_its_fine_tuned_encoder(e5_encoder, small_co
     result = train_bundle(cache, [small_corpus[0]], [small_corpus[1]], tmp_path / "m", config=config, progress=False)
     manifest = json.loads((result.path / "manifest.json").read_text(encoding="utf-8"))
     entry = manifest["head_encoders"]["complaint_type"]
-    assert entry["steps"] == 2 and entry["file"] in manifest["files"] and list(manifest["head_encoders"]) == [
+    assert entry["steps"] == 2 and entry["params"]["views"] == 2 and entry["file"] in manifest["files"] and list(manifest["head_encoders"]) == [
         "complaint_type"]
     assert "complaint_type reads its own copy of the encoder" in (result.path / "report.md").read_text(encoding="utf-8")
 
