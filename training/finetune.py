@@ -19,7 +19,8 @@ was slower and no better), at most ``max_steps`` optimiser steps so a larger few
 trains in about 10 minutes on 2 cores. Chosen on draws from the training pool scored on a held-out
 part of it (macro-F1, two draws): one view 0.330 / 0.334, two views 0.343 / 0.350; two views for 3
 epochs (the same compute as one view for 5) 0.331; one view for 10 epochs 0.315; temperature 0.1
-0.329. Deterministic under ``seed`` on one machine (torch's CPU kernels).
+0.329. On the benchmark's five draws (``python -m benchmarks.retrain``) two views gave 0.345 against
+0.334 for one. Deterministic under ``seed`` on one machine (torch's CPU kernels).
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def fine_tune_encoder(model_dir: Path, texts: Sequence[str], labels: Sequence[st
             z = torch.nn.functional.normalize(z, dim=1)
             loss = supervised_contrastive_loss(z, y[torch.from_numpy(batch)].repeat(params.views), params.temperature)
             done += 1
-            if loss is None:             # no two texts of one class in this batch
+            if loss is None:             # one view, and no two texts of one class in this batch
                 continue
             optimiser.zero_grad()
             loss.backward()
