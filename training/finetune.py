@@ -20,7 +20,8 @@ trains in about 10 minutes on 2 cores. Chosen on draws from the training pool sc
 part of it (macro-F1, two draws): one view 0.330 / 0.334, two views 0.343 / 0.350; two views for 3
 epochs (the same compute as one view for 5) 0.331; one view for 10 epochs 0.315; temperature 0.1
 0.329. On the benchmark's five draws (``python -m benchmarks.retrain``) two views gave 0.345 against
-0.334 for one. Deterministic under ``seed`` on one machine (torch's CPU kernels).
+0.334 for one at 16 per class, but 0.297 against 0.311 at 8 per class (``views`` = 1 for ~150
+texts). Deterministic under ``seed`` on one machine (torch's CPU kernels).
 """
 from __future__ import annotations
 
