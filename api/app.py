@@ -10,32 +10,22 @@ from fastapi import FastAPI
 from api import errors
 from api.routes import admin, cases, feedback, meta, triage
 from api.settings import Settings
+from triage.bundle import current_bundle, load_bundle
+from triage.encoder import get_encoder
+from triage.errors import BundleError
 from triage.pipeline import TriageModel
 
 log = logging.getLogger(__name__)
 
 
 def load_model(settings: Settings) -> TriageModel:
-    """Load the bundle to serve: ``settings.bundle`` or ``models/CURRENT``; with none and
-    ``train_if_missing``, train the default bundle from ``corpora/`` first."""
-    from triage.bundle import current_bundle, load_bundle
-    from triage.encoder import get_encoder
-    from triage.errors import BundleError
-
-    encoder = get_encoder(settings.encoder)
+    """Load the bundle to serve: ``settings.bundle`` or ``models/CURRENT``. The service never
+    trains: without a bundle it refuses to start and says which command makes one."""
     bundle = settings.bundle or current_bundle(settings.models_dir)
     if bundle is None:
-        if not settings.train_if_missing:
-            raise BundleError("BUNDLE_NOT_FOUND", f"no bundle: {settings.models_dir}/CURRENT is missing "
-                              "and TRIAGE_TRAIN_IF_MISSING is off")
-        from training.devset import annotated_records
-        from training.train import DEFAULT_CASES, DEFAULT_DATA, train_bundle
-        log.warning("no bundle in %s: training the default bundle from corpora/", settings.models_dir)
-        extra, line = annotated_records()
-        log.warning("%s", line)
-        bundle = train_bundle(encoder, DEFAULT_DATA, DEFAULT_CASES, settings.models_dir, extra_records=extra,
-                              extra_source="annotations").path
-    return load_bundle(bundle, encoder, max_chars=settings.max_text_chars)
+        raise BundleError("BUNDLE_NOT_FOUND", f"no bundle to serve: {settings.models_dir}/CURRENT is missing; "
+                          "train the default bundle with `python -m training train` (scripts/setup runs it)")
+    return load_bundle(bundle, get_encoder(settings.encoder), max_chars=settings.max_text_chars)
 
 
 def open_knowledge_base(settings: Settings, model: TriageModel):
@@ -96,4 +86,23 @@ def create_app(settings: Settings | None = None,
     app.include_router(cases.router)
     app.include_router(feedback.router)
     app.include_router(admin.router)
+    app.openapi = lambda: _openapi(app, settings)      # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict:
+    """The OpenAPI document, with the limits route summaries quote (``{max_batch}``…) filled in
+    from the settings this app runs with."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        limits = settings.limits()
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                for key in ("summary", "description"):
+                    if isinstance(op.get(key), str):
+                        for name, value in limits.items():
+                            op[key] = op[key].replace("{" + name + "}", str(value))
+        app.openapi_schema = schema
+    return app.openapi_schema

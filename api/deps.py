@@ -1,25 +1,36 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers: the settings, and each piece of loaded state or a 503
+(``MODEL_NOT_READY``) while the service is still starting."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from api.errors import ApiError
 from api.settings import Settings
 from triage.pipeline import TriageModel
+from triage.store import CaseStore, PredictionLog
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_model(request: Request) -> TriageModel:
-    model = getattr(request.app.state, "model", None)
-    if model is None:
-        raise ApiError(503, "MODEL_NOT_READY", "the model is not loaded yet; retry shortly")
-    return model
+def _state(name: str, what: str):
+    def dependency(request: Request) -> Any:
+        value = getattr(request.app.state, name, None)
+        if value is None:
+            raise ApiError("MODEL_NOT_READY", f"the {what} is not loaded yet; retry shortly")
+        return value
+    dependency.__name__ = f"get_{name}"
+    return dependency
 
+
+get_model = _state("model", "model")
+get_store = _state("store", "knowledge base")
+get_predictions = _state("predictions", "prediction record")
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[TriageModel, Depends(get_model)]
+StoreDep = Annotated[CaseStore, Depends(get_store)]
+PredictionsDep = Annotated[PredictionLog, Depends(get_predictions)]

@@ -1,72 +1,107 @@
-"""Every error answer is ``{"code", "message"[, "details"]}`` with a 4xx/5xx status."""
+"""Every error answer is ``{"code", "message"[, "details"]}`` with the status the catalogue
+(:data:`triage.errors.CATALOGUE`) gives its code; nothing is ever a plain-text 500.
+
+Validation errors from pydantic are mapped to codes by their error type; a text field that
+fails its own check (``TEXT_EMPTY``, ``TEXT_INVALID``) carries that code in its error type.
+An unexpected exception is logged with its traceback and answered ``INTERNAL_ERROR`` with the
+request id, so an operator can find it and the caller sees no internals.
+"""
 from __future__ import annotations
 
 import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from triage.errors import BundleError, EncoderError, InputError, TriageError
+from triage.errors import CATALOGUE, TriageError, status_for
 
 log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list | None = None) -> None:
+    """An error the HTTP layer raises itself; its status comes from the catalogue unless a
+    route has a reason to answer otherwise (``status``)."""
+
+    def __init__(self, code: str, message: str, details: list | None = None, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        if code not in CATALOGUE:
+            raise KeyError(f"error code {code!r} is not in triage.errors.CATALOGUE")
         super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
+        self.code, self.message, self.details = code, message, details
+        self.status = status or status_for(code)
+        self.headers = headers
 
 
-def _body(code: str, message: str, details: list | None = None) -> dict:
-    out = {"code": code, "message": message}
+def error_body(code: str, message: str, details: list | None = None) -> dict:
+    out: dict = {"code": code, "message": message}
     if details:
         out["details"] = details
     return out
 
 
+def error_response(code: str, message: str, details: list | None = None, status: int | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status or status_for(code),
+                        headers=headers)
+
+
+# pydantic error type -> our code. Custom types raised by our own validators (see
+# api/schemas.py) are named after the code in lower case.
+_VALIDATION_CODES = {
+    "missing": "FIELD_MISSING", "string_type": "FIELD_NOT_STRING", "too_long": "TOO_MANY_ITEMS",
+    "too_short": "TOO_FEW_ITEMS", "extra_forbidden": "UNKNOWN_FIELD", "model_attributes_type": "BODY_NOT_OBJECT",
+    "model_type": "BODY_NOT_OBJECT", "dict_type": "BODY_NOT_OBJECT", "list_type": "FIELD_NOT_LIST",
+    "string_too_long": "FIELD_TOO_LONG", "json_invalid": "INVALID_JSON", "text_empty": "TEXT_EMPTY",
+    "text_invalid": "TEXT_INVALID", "text_too_long": "TEXT_TOO_LONG",
+}
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict]:
-    out = []
-    for err in exc.errors():
-        out.append({"loc": [str(p) for p in err.get("loc", ())], "type": err.get("type"), "msg": err.get("msg")})
-    return out
+    return [{"loc": [str(p) for p in err.get("loc", ())], "type": err.get("type"), "msg": err.get("msg")}
+            for err in exc.errors()]
+
+
+def validation_code(error_type: str | None) -> str:
+    """The code for a pydantic error type: our own, a known mapping, else ``INVALID_VALUE``."""
+    if error_type in _VALIDATION_CODES:
+        return _VALIDATION_CODES[error_type]
+    if error_type and error_type.upper() in CATALOGUE:
+        return error_type.upper()
+    return "INVALID_VALUE"
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError):
-        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return error_response(exc.code, exc.message, exc.details, exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
         details = _validation_details(exc)
         if any(d["type"] == "json_invalid" for d in details):
-            return JSONResponse(_body("INVALID_JSON", "the request body is not valid JSON", details), status_code=400)
+            return error_response("INVALID_JSON", "the request body is not valid JSON", details)
         first = details[0] if details else {}
         where = ".".join(p for p in first.get("loc", []) if p != "body") or "body"
-        code = {"missing": "FIELD_MISSING", "string_type": "FIELD_NOT_STRING", "too_long": "TOO_MANY_ITEMS",
-                "too_short": "TOO_FEW_ITEMS", "extra_forbidden": "UNKNOWN_FIELD",
-                "model_attributes_type": "BODY_NOT_OBJECT", "dict_type": "BODY_NOT_OBJECT",
-                "list_type": "FIELD_NOT_LIST", "literal_error": "INVALID_VALUE",
-                "string_pattern_mismatch": "INVALID_VALUE", "date_from_datetime_parsing": "INVALID_VALUE",
-                "int_parsing": "INVALID_VALUE", "greater_than_equal": "INVALID_VALUE", "less_than_equal": "INVALID_VALUE"}.get(first.get("type"), "INVALID_REQUEST")
-        if code == "INVALID_REQUEST" and first.get("type") == "value_error":
-            code = "TEXT_EMPTY"
-        return JSONResponse(_body(code, f"{where}: {first.get('msg', 'invalid request')}", details), status_code=422)
+        code = validation_code(first.get("type"))
+        return error_response(code, f"{where}: {first.get('msg', 'invalid request')}", details)
 
-    @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError):
-        status = 413 if exc.code == "TEXT_TOO_LONG" else 422
-        return JSONResponse(_body(exc.code, exc.message), status_code=status)
-
-    @app.exception_handler(BundleError)
-    @app.exception_handler(EncoderError)
-    async def _model(_: Request, exc: TriageError):
-        log.error("model error: %s", exc)
-        return JSONResponse(_body(exc.code, exc.message), status_code=503)
+    @app.exception_handler(TriageError)
+    async def _library(_: Request, exc: TriageError):
+        if exc.status >= 500:
+            log.error("library error %s: %s", exc.code, exc.message)
+        return error_response(exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-        return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_REQUEST")
+        return error_response(code, str(exc.detail), status=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        log.error("unexpected error on %s %s (request %s): %s", request.method, request.url.path, rid,
+                  type(exc).__name__, exc_info=exc)
+        return error_response("INTERNAL_ERROR", f"an unexpected error occurred; quote request id {rid}")

@@ -10,6 +10,14 @@ from triage.errors import TriageError
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
+# A reload that cannot load its bundle keeps the served one: 409 (a conflict with the state
+# asked for), whatever the bundle error's own status.
+RELOAD_STATUS = 409
+
+
+def scrub_paths(message: str, models_dir: Path) -> str:
+    """A bundle error's message with the server's folders left out (callers see bundle names)."""
+    return message.replace(str(Path(models_dir).resolve()) + "/", "").replace(str(models_dir) + "/", "")
 
 
 def bundle_to_serve(settings, name: str | None = None) -> Path | None:
@@ -28,15 +36,17 @@ def reload_model(app, name: str | None = None) -> dict:
     with _LOCK:                                  # one reload at a time
         old = app.state.model
         if old is None:
-            raise ApiError(503, "MODEL_NOT_READY", "no model is loaded yet; retry shortly")
+            raise ApiError("MODEL_NOT_READY", "no model is loaded yet; retry shortly")
         settings = app.state.settings
         try:
             path = bundle_to_serve(settings, name)
             if path is None:
-                raise ApiError(409, "BUNDLE_NOT_FOUND", f"{settings.models_dir}/CURRENT is missing")
+                raise ApiError("BUNDLE_NOT_FOUND", f"kept serving {old.version}: models/CURRENT is missing",
+                               status=RELOAD_STATUS)
             new = load_bundle(path, old.encoder, max_chars=settings.max_text_chars)
         except TriageError as exc:
-            raise ApiError(409, exc.code, f"kept serving {old.version}: {exc.message}") from exc
+            raise ApiError(exc.code, f"kept serving {old.version}: {scrub_paths(exc.message, settings.models_dir)}",
+                           status=RELOAD_STATUS) from exc
         new.cases = old.cases                    # the database is the source of truth for cases
         app.state.model = new                    # one assignment: in-flight requests keep `old`
         log.info("reloaded: now serving %s (was %s)", new.version, old.version)

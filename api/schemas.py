@@ -5,21 +5,28 @@ import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic_core import PydanticCustomError
 
+from triage.errors import InputError
 from triage.retrieval import Filters
+from triage.text import check_visible
+from triage.vocab import Emotion, Grade, Outcome
 
-MAX_BATCH = 64
-
-
-def _not_blank(v: str) -> str:
-    if not v.strip():
-        raise ValueError("text must contain at least one non-space character")
-    return v
+# A list the routes bound with a setting (TRIAGE_MAX_BATCH, TRIAGE_MAX_CASES_PER_CALL) is capped
+# here only at the settings' own upper bound, so a setting can be raised without a schema change.
+LIST_CEILING = 10_000
 
 
-# A complaint or case text: a string with at least one non-space character (length limits are
-# settings, checked in the routes).
-Text = Annotated[StrictStr, AfterValidator(_not_blank)]
+def _text(v: str) -> str:
+    """A complaint or case text: at least one visible character and valid Unicode (its length
+    limit is a setting, checked in the routes)."""
+    try:
+        return check_visible(v)
+    except InputError as exc:
+        raise PydanticCustomError(exc.code.lower(), exc.message) from None
+
+
+Text = Annotated[StrictStr, AfterValidator(_text)]
 
 
 class TriageRequest(BaseModel):
@@ -40,8 +47,8 @@ class TriageRequest(BaseModel):
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    items: list[TriageRequest] = Field(..., min_length=1, max_length=MAX_BATCH,
-                                       description=f"1 to {MAX_BATCH} complaints, answered in order")
+    items: list[TriageRequest] = Field(..., min_length=1, max_length=LIST_CEILING,
+                                       description="1 to TRIAGE_MAX_BATCH complaints, answered in order")
 
 
 class Label(BaseModel):
@@ -98,9 +105,14 @@ class BatchResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    code: str
+    code: str = Field(..., description="a stable code from the error catalogue (docs/api.md)")
     message: str
     details: list | None = None
+
+
+# Every route documents the same error body; the statuses a route can answer are listed with it.
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse}
+                                           for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
 
 class CaseIn(BaseModel):
@@ -108,11 +120,11 @@ class CaseIn(BaseModel):
     case_id: StrictStr = Field(..., min_length=1, max_length=200, pattern=r"^[^/\s]+$")
     text: Text
     complaint_type: StrictStr | None = Field(None, max_length=100)
-    severity: Literal["一般", "重点", "危机"] | None = None
+    severity: Grade | None = None
     finding: StrictStr | None = None
     resolution: StrictStr | None = None
     response: StrictStr | None = None
-    outcome: Literal["satisfied", "not_satisfied", "complained_again"] | None = None
+    outcome: Outcome | None = None
     industry: StrictStr | None = Field(None, max_length=100)
     metadata: dict[str, Any] | None = None
     date: datetime.date | None = None
@@ -120,7 +132,8 @@ class CaseIn(BaseModel):
 
 class CasesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cases: list[CaseIn] = Field(..., min_length=1, max_length=500, description="1 to 500 cases to add or update")
+    cases: list[CaseIn] = Field(..., min_length=1, max_length=LIST_CEILING,
+                                description="1 to TRIAGE_MAX_CASES_PER_CALL cases to add or update")
 
 
 class CasesResponse(BaseModel):
@@ -147,8 +160,8 @@ class Corrections(BaseModel):
     model_config = ConfigDict(extra="forbid")
     complaint_type: StrictStr | None = Field(None, min_length=1, max_length=100,
                                              description="any type name (a deployment may bring its own taxonomy)")
-    severity: Literal["一般", "重点", "危机"] | None = None
-    emotion: Literal["angry", "sad", "fear", "surprise", "happy", "neutral"] | None = None
+    severity: Grade | None = None
+    emotion: Emotion | None = None
     intensity: int | None = Field(None, ge=0, le=4)
 
 

@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from benchmarks._baseline import TfidfBaseline
 from benchmarks._service import ROOT
 
-EMOTIONS = ("angry", "sad", "fear", "surprise", "happy", "neutral")
+from triage.vocab import EMOTIONS
 CNSENTI_MAP = (("乐", "happy"), ("好", "happy"), ("哀", "sad"), ("怒", "angry"), ("恶", "angry"),
                ("惧", "fear"), ("惊", "surprise"))
 
@@ -49,7 +49,7 @@ def cnsenti_predict(texts: list[str]) -> list[str]:
 
 def _import(rel: str, config: str, dedupe: bool = True) -> list[dict]:
     from training.importers import import_file, load_import_config
-    from training.shared_data import shared_data_dir
+    from triage.paths import shared_data_dir
     cfg = load_import_config(config).model_copy(update={"dedupe": dedupe})
     recs, _ = import_file(shared_data_dir() / rel, cfg)
     return [{"id": r["id"], "text": r["text"], "emotion": r["emotion"]} for r in recs]

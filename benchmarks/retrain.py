@@ -42,7 +42,7 @@ from benchmarks._service import ROOT
 
 def _load(rel: str, config: str) -> list[dict]:
     from training.importers import import_file, load_import_config
-    from training.shared_data import shared_data_dir
+    from triage.paths import shared_data_dir
     recs, _ = import_file(shared_data_dir() / rel, load_import_config(config))
     return [{"id": r["id"], "text": r["text"], "complaint_type": r["complaint_type"]} for r in recs]
 

@@ -39,7 +39,7 @@ def car_records(seed: int, query_share: float, tuning: bool = False) -> tuple[li
     ``TUNING_QUERIES`` of the benchmark's cases (drawn with ``TUNING_SEED``) as queries against
     the benchmark's other cases, so the benchmark's own queries are never used for tuning."""
     from training.importers import import_file, load_import_config
-    from training.shared_data import shared_data_dir
+    from triage.paths import shared_data_dir
 
     recs, _ = import_file(shared_data_dir() / "car_complaints/car_complaints_train.csv",
                           load_import_config("car_complaints"))

@@ -96,19 +96,11 @@ def test_not_ready_before_model(tmp_path):
     assert r.status_code == 503 and r.json()["code"] == "MODEL_NOT_READY"
 
 
-def test_missing_bundle_without_training_fails_clearly(tmp_path):
+def test_missing_bundle_refuses_to_start_and_names_the_command(tmp_path):
+    """The service never trains: without models/CURRENT it refuses and says how to make one."""
     from triage.errors import BundleError
-    app = create_app(Settings(models_dir=tmp_path, encoder="hashing-test", train_if_missing=False))
-    with pytest.raises(BundleError, match="CURRENT"):
+    app = create_app(Settings(models_dir=tmp_path, encoder="hashing-test"))
+    with pytest.raises(BundleError, match=r"CURRENT.*python -m training train"):
         with TestClient(app):
             pass
-
-
-def test_starts_by_training_when_no_bundle(tmp_path, small_corpus, monkeypatch):
-    import training.train as tt
-    monkeypatch.setattr(tt, "DEFAULT_DATA", [small_corpus[0]])
-    monkeypatch.setattr(tt, "DEFAULT_CASES", [small_corpus[1]])
-    app = create_app(Settings(models_dir=tmp_path, encoder="hashing-test"))
-    with TestClient(app) as c:
-        assert c.get("/readyz").status_code == 200
-    assert (tmp_path / "CURRENT").is_file()
+    assert not (tmp_path / "CURRENT").exists()

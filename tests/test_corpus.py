@@ -1,5 +1,7 @@
 """The project's own corpora: schema, label minimums, no shared sentence skeletons."""
 import json
+
+from triage.vocab import DEFAULT_TYPES, GRADES
 from pathlib import Path
 
 from training import corpus_check
@@ -34,11 +36,11 @@ def test_knowledge_base_cases():
     assert len(cases) >= 300
     assert len({c["case_id"] for c in cases}) == len(cases)
     for c in cases:
-        assert c["complaint_type"] in corpus_check.TYPES and c["severity"] in corpus_check.SEVERITIES
+        assert c["complaint_type"] in DEFAULT_TYPES and c["severity"] in GRADES
         assert c["outcome"] in ("satisfied", "not_satisfied", "complained_again")
         assert c["text"] and c["resolution"] and c["response"] and c.get("finding")
-    assert {c["complaint_type"] for c in cases} == set(corpus_check.TYPES)
-    assert {c["severity"] for c in cases} == set(corpus_check.SEVERITIES)
+    assert {c["complaint_type"] for c in cases} == set(DEFAULT_TYPES)
+    assert {c["severity"] for c in cases} == set(GRADES)
     for c in cases:
         c["id"] = c["case_id"]
     assert corpus_check.near_duplicates(cases) == []

@@ -4,7 +4,8 @@ import pytest
 
 from training.__main__ import main as training_main
 from training.importers import ImportConfig, config_from_flags, import_file, load_import_config
-from training.shared_data import SHARED_FILES, shared_data_dir
+from training.shared_data import SHARED_FILES
+from triage.paths import shared_data_dir
 from triage.errors import ConfigError, DataError
 
 HEIMAO_LIKE = "\n".join([

@@ -1,7 +1,7 @@
 import pytest
 
 from triage.errors import InputError
-from triage.lexicon import EMOTIONS, GRADES
+from triage.vocab import EMOTIONS, GRADES
 
 
 class CountingEncoder:

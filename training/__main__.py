@@ -8,11 +8,7 @@ import sys
 from pathlib import Path
 
 from triage.errors import TriageError
-
-
-def _database_url(args: argparse.Namespace) -> str:
-    from api.settings import Settings
-    return args.database_url or Settings().database_url
+from triage.paths import MODELS_DIR, REPORTS_DIR, VAR_DIR, database_url
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -30,7 +26,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(line)
     if args.feedback:
         from triage.store import PredictionLog
-        fb, stats = PredictionLog(_database_url(args)).training_records()
+        fb, stats = PredictionLog(database_url(args.database_url)).training_records()
         extra += fb
         kinds += ["feedback"] if fb else []
         print(f"feedback: {stats['feedback']} corrections of {stats['predictions']} predictions; {stats['usable']} "
@@ -98,7 +94,7 @@ def _cmd_devset(args: argparse.Namespace) -> int:
     result = evaluate_devset(model, items)
     text = render_devset(model.version, result)
     print(text)
-    out = args.out or Path("var/reports") / f"{model.version}-severity-dev.md"
+    out = args.out or REPORTS_DIR / f"{model.version}-severity-dev.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -140,7 +136,8 @@ def _cmd_import_shared(args: argparse.Namespace) -> int:
     import json
 
     from training.importers import import_file, load_import_config, print_report, write_jsonl
-    from training.shared_data import SHARED_FILES, shared_data_dir
+    from training.shared_data import SHARED_FILES
+    from triage.paths import shared_data_dir
 
     root = shared_data_dir(args.data_root)
     mismatches = 0
@@ -160,7 +157,6 @@ def _cmd_import_shared(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_cases(args: argparse.Namespace) -> int:
-    from api.settings import Settings
     from triage.encoder import get_encoder
     from triage.encoder.cache import EmbeddingCache
     from triage.store import CaseStore
@@ -171,7 +167,7 @@ def _cmd_import_cases(args: argparse.Namespace) -> int:
     cases = [{**{k: v for k, v in r.items() if k not in ("id", "source")}, "case_id": r["id"]} for r in records]
     encoder = EmbeddingCache(get_encoder(args.encoder))
     emb = encoder.encode([c["text"] for c in cases], "passage", progress=True)
-    url = args.database_url or Settings().database_url
+    url = database_url(args.database_url)
     store = CaseStore(url, encoder.dim)
     for i in range(0, len(cases), 500):
         store.upsert(cases[i:i + 500], emb[i:i + 500])
@@ -192,7 +188,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise BundleError("BUNDLE_NOT_FOUND", f"give --bundle or create {args.models_dir}/CURRENT")
     model = load_bundle(bundle, EmbeddingCache(get_encoder(args.encoder)))
     results = evaluate_types(model, args.data_root, in_domain=args.in_domain)
-    out = write_report(model.version, results, args.out or Path("var/reports") / f"{model.version}-types.md")
+    out = write_report(model.version, results, args.out or REPORTS_DIR / f"{model.version}-types.md")
     print(render_markdown(model.version, results).split("\n## ")[0])
     print(f"report: {out} (and {out.with_suffix('.json')})")
     return 0
@@ -201,7 +197,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _evaluation_args(p: argparse.ArgumentParser, func) -> None:
     """The options shared by the commands that evaluate one bundle on ../shared/data."""
     p.add_argument("--bundle", type=Path, help="default: models/CURRENT")
-    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     p.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
     p.add_argument("--out", type=Path, help="Markdown report path (a .json is written beside it)")
     p.add_argument("--encoder", default="e5-small")
@@ -225,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also its lexicons and, without --cases, its knowledge-base cases)")
     t.add_argument("--cases", type=Path, nargs="*", help="knowledge-base JSONL files (default: the base's cases, "
                    "else corpora/kb/*.jsonl)")
-    t.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: models/)")
+    t.add_argument("--out", type=Path, default=MODELS_DIR, help="models folder (default: the project's models/)")
     t.add_argument("--config", type=Path, help="training config JSON (default: built-in defaults)")
     t.add_argument("--encoder", default="e5-small", help="e5-small (default) or hashing-test")
     t.add_argument("--no-current", action="store_true", help="never point models/CURRENT at the new bundle (by default "
@@ -236,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("promote", help="gate a bundle against the serving one on a fixed evaluation set; "
                         "make it CURRENT if it passes")
     pr.add_argument("bundle", type=Path)
-    pr.add_argument("--models-dir", type=Path, default=Path("models"))
+    pr.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     pr.add_argument("--eval", type=Path, help="labelled JSONL evaluation set (default: the severity development set "
                     "joined with ../shared/data)")
     pr.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
@@ -245,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_promote)
 
     rb = sub.add_parser("rollback", help="point CURRENT back at the bundle the last promotion replaced")
-    rb.add_argument("--models-dir", type=Path, default=Path("models"))
+    rb.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     rb.set_defaults(func=_cmd_rollback)
 
     _evaluation_args(sub.add_parser("devset", help="evaluate a bundle on the annotated severity development set"),
@@ -266,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import-shared", help="import every labelled file of ../shared/data with its built-in config")
     s.add_argument("--data-root", type=Path, help="default: ../shared/data or $TRIAGE_SHARED_DATA")
-    s.add_argument("--out", type=Path, default=Path("var/imported"), help="output folder (git-ignored var/)")
+    s.add_argument("--out", type=Path, default=VAR_DIR / "imported", help="output folder (git-ignored var/)")
     s.set_defaults(func=_cmd_import_shared)
 
     k = sub.add_parser("import-cases", help="bulk-load knowledge-base cases from a file into the database")

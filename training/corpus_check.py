@@ -1,4 +1,4 @@
-"""Validate the project's labelled-complaint corpus (stdlib only, so it runs anywhere).
+"""Validate the project's labelled-complaint corpus.
 
 Checks every record against ``corpora/SCHEMA.md``, the label minimums, and that no two
 records are near copies (character 5-gram Jaccard similarity above a threshold).
@@ -11,10 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-TYPES = ("产品质量", "售后维修", "物流配送", "退款退货", "价格收费", "虚假宣传",
-         "合同纠纷", "服务态度", "催收骚扰", "隐私安全", "其他")
-SEVERITIES = ("一般", "重点", "危机")
-EMOTIONS = ("angry", "sad", "fear", "surprise", "happy", "neutral")
+from triage.vocab import DEFAULT_TYPES, EMOTIONS, GRADES
+
 INDUSTRIES = ("ecommerce", "food_delivery", "logistics", "telecom", "banking", "insurance",
               "auto", "appliance", "travel", "education", "utilities", "property",
               "healthcare", "government", "food")
@@ -56,7 +54,7 @@ def validate_record(rec: dict) -> list[str]:
     if not isinstance(text, str) or not (10 <= len(text) <= 800):
         out.append(f"{where}: text must be a string of 10–800 characters, got length "
                    f"{len(text) if isinstance(text, str) else type(text).__name__}")
-    for field, allowed in (("complaint_type", TYPES), ("severity", SEVERITIES),
+    for field, allowed in (("complaint_type", DEFAULT_TYPES), ("severity", GRADES),
                            ("emotion", EMOTIONS), ("industry", INDUSTRIES), ("channel", CHANNELS)):
         if rec[field] not in allowed:
             out.append(f"{where}: {field} must be one of {allowed}, got {rec[field]!r}")
@@ -110,7 +108,7 @@ def check(paths: Iterable[Path], minimums: dict | None = None) -> list[str]:
         counts = summarise(records)
         if len(records) < minimums["records"]:
             problems.append(f"need at least {minimums['records']} records, have {len(records)}")
-        for t in TYPES:
+        for t in DEFAULT_TYPES:
             if counts["complaint_type"][t] < minimums["per_type"]:
                 problems.append(f"type {t}: need {minimums['per_type']}, have {counts['complaint_type'][t]}")
         for grade in ("危机", "重点"):

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from triage.errors import DataError
-from triage.lexicon import EMOTIONS, GRADES
+from triage.vocab import EMOTIONS, GRADES
 from training.importers import import_file, load_import_config
-from training.shared_data import ROOT, shared_data_dir
+from triage.paths import CORPORA, shared_data_dir
 
-DEVSET = ROOT / "corpora" / "devsets" / "severity_dev.jsonl"
+DEVSET = CORPORA / "devsets" / "severity_dev.jsonl"
 # Training annotations: same format, drawn with other seeds, disjoint from the development set.
-ANNOTATIONS = ROOT / "corpora" / "annotations" / "severity_train.jsonl"
+ANNOTATIONS = CORPORA / "annotations" / "severity_train.jsonl"
 CONFIGS = {
     "heimao/train.csv": "heimao",
     "heimao/dev.csv": "heimao",

@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from training.importers import import_file, load_import_config
-from training.shared_data import shared_data_dir
+from triage.paths import shared_data_dir
 
 TYPE_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "黑猫 (train+dev)": (("heimao/train.csv", "heimao"), ("heimao/dev.csv", "heimao")),

@@ -28,14 +28,10 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from triage.errors import ConfigError, DataError
-from triage.lexicon import EMOTIONS, GRADES
+from triage.vocab import LABEL_DOMAINS as DOMAINS
 from triage.text import normalise
 
 CONFIG_DIR = Path(__file__).resolve().parent / "import_configs"
-# Fields whose values have a fixed domain; any other target field is carried as given.
-DOMAINS: dict[str, tuple[str, ...]] = {"severity": GRADES, "emotion": EMOTIONS,
-                                       "intensity": ("0", "1", "2", "3", "4")}
-TEXT_FIELDS = ("text", "resolution", "response", "finding")
 
 
 class ImportConfig(BaseModel):

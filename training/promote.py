@@ -25,7 +25,7 @@ from pathlib import Path
 
 from triage.bundle import current_bundle, set_current
 from triage.errors import DataError
-from triage.lexicon import GRADES
+from triage.vocab import GRADES
 from training.evaluate import classification_metrics, triage_all
 
 HISTORY = "HISTORY.jsonl"

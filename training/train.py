@@ -38,17 +38,17 @@ from triage.encoder.finetuned import FineTunedEncoder, fine_tunable
 from triage.errors import DataError
 from triage.features import FeatureBuilder
 from triage.heads import DenseBlock, Head
-from triage.lexicon import EMOTIONS, GRADES, Lexicons
-from triage.pipeline import HEAD_NAMES
+from triage.lexicon import Lexicons
+from triage.paths import CORPORA, ROOT
+from triage.vocab import HEAD_NAMES, LABEL_DOMAINS
 from triage.segment import Segmenter
 from triage.severity import decide
 from training.finetune import fine_tune_encoder
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = sorted((ROOT / "corpora" / "complaints").glob("*.jsonl"))
-DEFAULT_CASES = sorted((ROOT / "corpora" / "kb").glob("*.jsonl"))
+DEFAULT_DATA = sorted((CORPORA / "complaints").glob("*.jsonl"))
+DEFAULT_CASES = sorted((CORPORA / "kb").glob("*.jsonl"))
 
 
 def iter_json_lines(path: Path, code: str) -> Iterable[tuple[int, object]]:
@@ -76,7 +76,6 @@ def read_jsonl(paths: Iterable[Path]) -> list[dict]:
     return out
 
 
-LABEL_DOMAINS = {"severity": GRADES, "emotion": EMOTIONS, "intensity": ("0", "1", "2", "3", "4")}
 
 
 def has_label(record: dict, name: str) -> bool:

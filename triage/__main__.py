@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from triage.errors import InputError, TriageError
+from triage.paths import MODELS_DIR
 from triage.text import validate_text
 
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="grade a JSONL file of complaints")
     p.add_argument("--bundle", type=Path, help="bundle folder (default: models/CURRENT)")
-    p.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parents[1] / "models")
+    p.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     p.add_argument("--input", type=Path, required=True, help="JSONL with {id, text} records, or - for stdin")
     p.add_argument("--output", type=Path, required=True, help="JSONL answers, or - for stdout")
     p.add_argument("--batch-size", type=int, default=64)

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from triage.errors import DataError
+from triage.paths import CORPORA
 from triage.text import normalise
+from triage.vocab import EMOTIONS
 
 NEG_WINDOW = 6
 DEGREE_WINDOW = 3
@@ -45,11 +47,9 @@ CLAUSE_BREAK = re.compile(r"[。！？!?；;\n，,]")
 CONDITIONALS = ("如果", "要是", "假如", "假若", "倘若", "若是", "如若", "若再", "万一", "一旦", "再不",
                 "否则", "不然", "要不然")
 CONSEQUENCE = ("就", "将", "会", "要")
-EMOTIONS = ("angry", "sad", "fear", "surprise", "happy", "neutral")
-GRADES = ("一般", "重点", "危机")
 
 EXCLUSIONS = "cue_exclusions.txt"
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "corpora" / "lexicons"
+DEFAULT_DIR = CORPORA / "lexicons"
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,14 @@ from triage.encoder.base import Encoder
 from triage.errors import InputError
 from triage.features import FeatureBuilder
 from triage.heads import Head
-from triage.lexicon import EMOTIONS, GRADES, Lexicons
+from triage.lexicon import Lexicons
 from triage.severity import decide
 from triage.suggest import suggest_response
 from triage.text import normalise, validate_text
+from triage.vocab import EMOTIONS, GRADES, HEAD_NAMES, MAX_INTENSITY
 
 log = logging.getLogger(__name__)
 
-HEAD_NAMES = ("complaint_type", "severity", "emotion", "intensity")
 DEFAULT_MAX_CHARS = 5000
 
 
@@ -129,7 +129,7 @@ class TriageModel:
         ih = self.heads["intensity"]
         levels = np.asarray([float(c) for c in ih.classes_])
         expected = float(probs["intensity"][i] @ levels)
-        intensity = {"score": round(expected / 4.0, 4), "level": int(round(expected))}
+        intensity = {"score": round(expected / MAX_INTENSITY, 4), "level": int(round(expected))}
 
         evidence = {
             "severity": [m.as_evidence() for m in cues],

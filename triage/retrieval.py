@@ -83,7 +83,6 @@ from triage.text import normalise
 Mode = Literal["hybrid", "dense", "bm25"]
 CASE_FIELDS = ("case_id", "text", "complaint_type", "severity", "finding", "resolution",
                "response", "outcome", "industry", "metadata", "date")
-OUTCOMES = ("satisfied", "not_satisfied", "complained_again")
 
 
 class RetrievalParams(BaseModel):

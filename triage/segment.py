@@ -12,11 +12,12 @@ import logging
 import threading
 from pathlib import Path
 
+from triage.paths import CORPORA
 from triage.text import normalise
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DICT = Path(__file__).resolve().parents[1] / "corpora" / "dict" / "domain_dict.txt"
+DEFAULT_DICT = CORPORA / "dict" / "domain_dict.txt"
 
 
 class Segmenter:

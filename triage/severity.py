@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from triage.config import SeverityRule
-from triage.lexicon import GRADES, Lexicons, Match
+from triage.lexicon import Lexicons, Match
+from triage.vocab import grade_rank
 
 
 @dataclass
@@ -43,7 +44,7 @@ def decide(probs: dict[str, float], cues: list[Match], rule: SeverityRule) -> Se
     elif max(strength["重点"], strength["危机"]) >= rule.cue_major:
         cue_label = "重点"
     label = model_label
-    if cue_label is not None and GRADES.index(cue_label) > GRADES.index(model_label):
+    if cue_label is not None and grade_rank(cue_label) > grade_rank(model_label):
         label = cue_label
     disagreement = cue_label is not None and cue_label != model_label
     return SeverityDecision(label, model_label, cue_label,

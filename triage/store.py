@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from triage.errors import DataError
+from triage.vocab import HEAD_NAMES as CORRECTABLE
 
 
 _ENGINES: dict = {}
@@ -119,7 +120,6 @@ class CaseStore:
 # The parts of an answer kept with a prediction (not the similar cases, evidence or reply draft).
 RECORDED_FIELDS = ("complaint_type", "type_candidates", "severity", "emotion", "intensity", "needs_review",
                    "review_reasons")
-CORRECTABLE = ("complaint_type", "severity", "emotion", "intensity")
 
 
 def _now() -> datetime:

@@ -30,12 +30,30 @@ def normalise(text: str) -> str:
     return "".join(_map_char(c) for c in text)
 
 
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")
+
+
+def _visible(ch: str) -> bool:
+    return not (ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"))
+
+
+def check_visible(text: str, field: str = "text") -> str:
+    """``text`` if it holds at least one visible character and no lone surrogate; else
+    ``InputError`` (``TEXT_EMPTY`` for blank, control-only or invisible-only text,
+    ``TEXT_INVALID`` for a surrogate that cannot be encoded)."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise InputError("TEXT_INVALID", f"{field} holds a lone surrogate (not valid Unicode)")
+    if not any(_visible(ch) for ch in text):
+        raise InputError("TEXT_EMPTY", f"{field} must contain at least one visible character, got {len(text)} "
+                         "blank, control or invisible characters")
+    return text
+
+
 def validate_text(text: object, max_chars: int, field: str = "text") -> str:
     """The library's boundary check for one complaint text."""
     if not isinstance(text, str):
         raise InputError("TEXT_NOT_STRING", f"{field} must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise InputError("TEXT_EMPTY", f"{field} must contain at least one non-space character, got {text!r}")
+    check_visible(text, field)
     if len(text) > max_chars:
         raise InputError("TEXT_TOO_LONG", f"{field} may be at most {max_chars} characters, got {len(text)}")
     return text

@@ -12,18 +12,17 @@ from fastapi import APIRouter, Request
 
 from api.errors import ApiError
 from api.reload import reload_model
-from api.schemas import ErrorResponse, ReloadRequest
+from api.schemas import ERRORS, ReloadRequest
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-@router.post("/reload", responses={401: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
-                                   503: {"model": ErrorResponse}},
+@router.post("/reload", responses=ERRORS,
              summary="Load models/CURRENT (or the named bundle) and swap it in")
 def reload(request: Request, req: ReloadRequest | None = None) -> dict:
     settings = request.app.state.settings
     if settings.admin_token:
         given = request.headers.get("authorization", "")
         if not secrets.compare_digest(given, f"Bearer {settings.admin_token}"):
-            raise ApiError(401, "ADMIN_TOKEN", "this route needs the header 'Authorization: Bearer <TRIAGE_ADMIN_TOKEN>'")
+            raise ApiError("ADMIN_TOKEN", "this route needs the header 'Authorization: Bearer <TRIAGE_ADMIN_TOKEN>'")
     return reload_model(request.app, req.bundle if req else None)

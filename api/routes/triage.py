@@ -7,46 +7,43 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import ModelDep, SettingsDep
+from api.deps import ModelDep, PredictionsDep, SettingsDep
 from api.errors import ApiError
-from api.routes.feedback import prediction_log
-from api.schemas import BatchRequest, BatchResponse, ErrorResponse, TriageRequest, TriageResponse
+from api.schemas import ERRORS, BatchRequest, BatchResponse, TriageRequest, TriageResponse
+from triage.store import PredictionLog
 from triage.text import validate_text
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["triage"])
-ERRORS = {400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-          503: {"model": ErrorResponse}}
 
 
 @router.post("/triage", response_model=TriageResponse, responses=ERRORS,
              summary="Grade one complaint: type, severity, emotion, intensity, similar cases")
-def triage_one(req: TriageRequest, request: Request, model: ModelDep, settings: SettingsDep) -> dict:
+def triage_one(req: TriageRequest, model: ModelDep, log: PredictionsDep, settings: SettingsDep) -> dict:
     validate_text(req.text, settings.max_text_chars)
-    return _recorded(request, [req], model.triage([req.text], [req.id], [req.context()]))[0]
+    return _recorded(log, [req], model.triage([req.text], [req.id], [req.context()]))[0]
 
 
-def _recorded(request: Request, items: list[TriageRequest], answers: list[dict]) -> list[dict]:
-    from sqlalchemy.exc import SQLAlchemyError
-
+def _recorded(log: PredictionLog, items: list[TriageRequest], answers: list[dict]) -> list[dict]:
     try:
-        ids = prediction_log(request).record(answers, [it.text for it in items], [it.channel for it in items])
+        ids = log.record(answers, [it.text for it in items], [it.channel for it in items])
     except SQLAlchemyError as exc:      # an answer that cannot be recorded is not given out
-        log.error("recording predictions failed: %s", exc)
-        raise ApiError(503, "PREDICTION_STORE_UNAVAILABLE", "the prediction record cannot be written right now; "
+        logger.error("recording predictions failed: %s", type(exc).__name__)
+        raise ApiError("PREDICTION_STORE_UNAVAILABLE", "the prediction record cannot be written right now; "
                        "retry shortly") from exc
     return [{**a, "prediction_id": pid} for a, pid in zip(answers, ids)]
 
 
 @router.post("/triage/batch", response_model=BatchResponse, responses=ERRORS,
-             summary="Grade up to 64 complaints in one call (one encode for the whole batch)")
-def triage_batch(req: BatchRequest, request: Request, model: ModelDep, settings: SettingsDep) -> dict:
+             summary="Grade up to {max_batch} complaints in one call (one encode for the whole batch)")
+def triage_batch(req: BatchRequest, model: ModelDep, log: PredictionsDep, settings: SettingsDep) -> dict:
     if len(req.items) > settings.max_batch:
-        raise ApiError(422, "TOO_MANY_ITEMS", f"items: at most {settings.max_batch} per call, got {len(req.items)}")
+        raise ApiError("TOO_MANY_ITEMS", f"items: at most {settings.max_batch} per call, got {len(req.items)}")
     for i, item in enumerate(req.items):
         validate_text(item.text, settings.max_text_chars, f"items[{i}].text")
     answers = model.triage([it.text for it in req.items], [it.id for it in req.items],
                            [it.context() for it in req.items])
-    return {"results": _recorded(request, req.items, answers)}
+    return {"results": _recorded(log, req.items, answers)}

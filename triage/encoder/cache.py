@@ -19,12 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from triage.encoder.base import Encoder, Kind, check_texts
+from triage.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 
 def default_cache_root() -> Path:
-    return Path(os.environ.get("TRIAGE_CACHE_DIR", Path(__file__).resolve().parents[2] / ".cache")) / "embeddings"
+    return cache_dir() / "embeddings"
 
 
 def _key(kind: str, text: str) -> str:

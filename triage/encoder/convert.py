@@ -24,6 +24,7 @@ import numpy as np
 
 from triage.encoder.e5file import E5File, read_e5_file
 from triage.errors import EncoderError
+from triage.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
 def default_model_dir() -> Path:
     """Where the converted model is cached: ``$TRIAGE_CACHE_DIR/e5-small`` (git-ignored;
     default ``.cache/`` at the project root)."""
-    root = Path(os.environ.get("TRIAGE_CACHE_DIR", Path(__file__).resolve().parents[2] / ".cache"))
+    root = cache_dir()
     return root / "e5-small"
 
 
