@@ -21,7 +21,7 @@ def test_the_files_hold_labels_not_texts():
     assert sum(r["severity"] == "危机" for r in dev) >= 50
     assert not {(r["source"], r["key"]) for r in dev} & {(r["source"], r["key"]) for r in ann}
     for r in dev + ann:
-        assert set(r) <= {"source", "key", "sha", "severity", "emotion", "intensity", "reason", "batch"}
+        assert set(r) <= {"source", "key", "sha", "severity", "emotion", "intensity", "reason", "drawn", "sampling"}
         assert len(r.get("reason", "")) <= 16
 
 
@@ -84,6 +84,6 @@ def test_active_learning_draws_from_the_uncertain_band_and_skips_what_is_annotat
 @needs_data
 def test_actively_chosen_annotations_are_marked_as_such():
     records, _ = annotated_records()
-    marked = [r for r in records if r.get("sampling") == "uncertain"]
+    marked = [r for r in records if r.get("sampling") in ("uncertain", "enriched")]
     assert 0 < len(marked) < len(records)
     assert all(r["id"].startswith("ann:") for r in marked)

@@ -81,7 +81,7 @@ def test_a_few_shot_head_serves_with_its_fine_tuned_encoder(e5_encoder, small_co
     assert (np.sum(base_vec * own_vec, axis=1) < 0.9999).all()          # fine-tuning moved the vectors
     # the type head reads the fine-tuned embedding; the other heads the shared one
     fb, head = model.features["complaint_type"], model.heads["complaint_type"]
-    signals = model.lexicons.signals(texts)[0]
+    signals = model.lexicons.signals(model.read(texts))
     served = model.predict_proba(texts)
     assert np.allclose(served["complaint_type"][1], head.predict_proba(fb.transform(texts, own_vec, signals)))
     assert np.allclose(served["severity"][1], model.heads["severity"].predict_proba(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from triage.errors import TriageError
-from triage.paths import MODELS_DIR, REPORTS_DIR, VAR_DIR, database_url
+from triage.paths import MODELS_DIR, REPORTS_DIR, ROOT, VAR_DIR, database_url
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -99,6 +99,19 @@ def _cmd_devset(args: argparse.Namespace) -> int:
     out.write_text(text, encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"report: {out} (and {out.with_suffix('.json')})")
+    return 0
+
+
+def _cmd_agreement(args: argparse.Namespace) -> int:
+    import json
+
+    from training.devset import PASSES, pass_agreement, render_agreement
+
+    result = pass_agreement(args.passes or PASSES)
+    print(render_agreement(result))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"written: {args.out}")
     return 0
 
 
@@ -282,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--in-domain", action="store_true",
                    help="also train the bundle's recipe on each source itself (5-fold cross-validation) as a reference")
     _evaluation_args(r, _cmd_report)
+
+    a = sub.add_parser("agreement", help="agreement (κ, confusion) between the two annotation passes behind the "
+                       "settled severity labels")
+    a.add_argument("--passes", type=Path, help="default: corpora/annotations/reannotation_passes.jsonl")
+    a.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "annotation_agreement.json")
+    a.set_defaults(func=_cmd_agreement)
 
     c = sub.add_parser("check-corpus", help="validate the labelled corpus and its label minimums")
     c.add_argument("files", type=Path, nargs="*")

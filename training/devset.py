@@ -32,13 +32,26 @@ from triage.paths import CORPORA, shared_data_dir
 DEVSET = CORPORA / "devsets" / "severity_dev.jsonl"
 # Training annotations: same format, drawn with other seeds, disjoint from the development set.
 ANNOTATIONS = CORPORA / "annotations" / "severity_train.jsonl"
+# The two severity passes behind the settled labels (for the agreement report).
+PASSES = CORPORA / "annotations" / "reannotation_passes.jsonl"
 CONFIGS = {
     "heimao/train.csv": "heimao",
     "heimao/dev.csv": "heimao",
     "car_complaints/car_complaints_train.csv": "car_complaints",
     "gov_messages/messages_with_replies.xlsx": "gov_replies",
     "gov_messages/messages_with_votes.xlsx": "gov_votes",
+    "gov_messages/messages_unlabelled.xlsx": "gov_unlabelled",
 }
+# The three kinds of complaint the annotations cover; evaluation reports each on its own and
+# leaves each out in turn.
+SOURCE_GROUPS = {"heimao/train.csv": "黑猫", "heimao/dev.csv": "黑猫",
+                 "car_complaints/car_complaints_train.csv": "车质网",
+                 "gov_messages/messages_with_replies.xlsx": "government",
+                 "gov_messages/messages_with_votes.xlsx": "government",
+                 "gov_messages/messages_unlabelled.xlsx": "government"}
+# How a training annotation was drawn: only "random" rows represent their source, so only they
+# set the calibration and the crisis threshold.
+SAMPLINGS = ("random", "uncertain", "enriched")
 SAFETY_COARSE = {"制动系", "转向系", "气囊和安全带", "动力电池及电源管理系统", "电力驱动系统"}
 SAFETY_FINE = {"动力消失", "动力中断", "行驶中动力消失", "刹车失灵", "熄火", "自燃", "起火"}
 
@@ -55,7 +68,11 @@ class DevItem:
     severity: str
     emotion: str
     intensity: int
-    batch: str = ""          # the annotation batch (``al-…``: drawn by select_uncertain)
+    sampling: str = "random"     # how the row was drawn (SAMPLINGS)
+
+    @property
+    def group(self) -> str:
+        return SOURCE_GROUPS[self.source]
 
 
 def _load_source(root: Path, rel: str) -> dict[str, dict]:
@@ -146,6 +163,8 @@ def read_labels(path: str | Path = DEVSET) -> list[dict]:
             problems.append("key and sha are required")
         if "text" in row:
             problems.append("the development set stores no complaint text")
+        if row.get("sampling", "random") not in SAMPLINGS:
+            problems.append(f"sampling {row.get('sampling')!r} is not one of {list(SAMPLINGS)}")
         ident = (row.get("source"), row.get("key"))
         if ident in seen:
             problems.append(f"{ident} is listed twice")
@@ -176,7 +195,7 @@ def load_devset(path: str | Path = DEVSET, data_root: str | Path | None = None,
             problems.append(f"{row['source']} {row['key']}: text changed (sha {text_sha(rec['text'])} != {row['sha']})")
         else:
             items.append(DevItem(row["source"], row["key"], rec["text"], row["severity"], row["emotion"],
-                                 int(row["intensity"]), str(row.get("batch", ""))))
+                                 int(row["intensity"]), row.get("sampling", "random")))
     return items, problems
 
 
@@ -205,8 +224,8 @@ def annotated_records(path: str | Path = ANNOTATIONS, data_root: str | Path | No
             continue
         rec = {"id": f"ann:{it.source}:{it.key}", "text": it.text, "severity": it.severity,
                "emotion": it.emotion, "intensity": it.intensity}
-        if it.batch.startswith("al-"):          # drawn by select_uncertain: not a random sample
-            rec["sampling"] = "uncertain"
+        if it.sampling != "random":          # not a random sample of its source
+            rec["sampling"] = it.sampling
         records.append(rec)
     return records, (f"{len(records)} annotated real complaints from {Path(path).name} ({len(problems)} no longer "
                      f"join, {near} near duplicates of the development set left out)")
@@ -292,4 +311,54 @@ def render_devset(version: str, r: dict) -> str:
     lines += ["", "Confusion of the served grade (rows annotated, columns predicted):", "",
               "| | " + " | ".join(c["pred"]) + " |", "|---" * (len(c["pred"]) + 1) + "|"]
     lines += [f"| {t} | " + " | ".join(map(str, row)) + " |" for t, row in zip(c["true"], c["matrix"])]
+    return "\n".join(lines) + "\n"
+
+
+def pass_agreement(path: str | Path = PASSES) -> dict:
+    """Agreement between the two severity passes behind the settled labels: the project's
+    earlier labels against a blind re-annotation (``earlier_vs_blind``), and two blind passes
+    over the newly drawn development rows (``blind_vs_blind``), then in all. For each: Cohen's
+    κ, raw agreement and the confusion of the first pass (rows) against the second (columns),
+    plus emotion κ and intensity Spearman ρ."""
+    import json
+
+    from scipy.stats import spearmanr
+    from sklearn.metrics import cohen_kappa_score
+
+    from training.evaluate import confusion
+
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    out: dict = {}
+    for name in ("earlier_vs_blind", "blind_vs_blind", "all"):
+        part = [r for r in rows if name == "all" or r["pair"] == name]
+        if not part:
+            continue
+        first, second = [r["first"]["severity"] for r in part], [r["second"]["severity"] for r in part]
+        crisis_either = sum(a == "危机" or b == "危机" for a, b in zip(first, second))
+        out[name] = {
+            "n": len(part),
+            "severity_kappa": round(float(cohen_kappa_score(first, second)), 4),
+            "severity_agreement": round(sum(a == b for a, b in zip(first, second)) / len(part), 4),
+            "severity_confusion": confusion(first, second, list(GRADES)),
+            "crisis_both_of_either": round(sum(a == b == "危机" for a, b in zip(first, second)) / max(1, crisis_either), 4),
+            "emotion_kappa": round(float(cohen_kappa_score([r["first"]["emotion"] for r in part],
+                                                           [r["second"]["emotion"] for r in part])), 4),
+            "intensity_spearman": round(float(spearmanr([r["first"]["intensity"] for r in part],
+                                                        [r["second"]["intensity"] for r in part]).statistic), 4),
+            "settled": {g: sum(r["settled"] == g for r in part) for g in GRADES},
+        }
+    return out
+
+
+def render_agreement(r: dict) -> str:
+    lines = ["# Agreement between the two severity passes", "",
+             "| passes | n | κ | agreement | 危机 in both / in either | emotion κ | intensity ρ |", "|---|---|---|---|---|---|---|"]
+    for name, m in r.items():
+        lines.append(f"| {name} | {m['n']} | {m['severity_kappa']:.3f} | {m['severity_agreement']:.3f} | "
+                     f"{m['crisis_both_of_either']:.3f} | {m['emotion_kappa']:.3f} | {m['intensity_spearman']:.3f} |")
+    for name, m in r.items():
+        c = m["severity_confusion"]
+        lines += ["", f"{name}: first pass (rows) against second pass (columns)", "",
+                  "| | " + " | ".join(c["pred"]) + " |", "|---" * (len(c["pred"]) + 1) + "|"]
+        lines += [f"| {t} | " + " | ".join(map(str, row)) + " |" for t, row in zip(c["true"], c["matrix"])]
     return "\n".join(lines) + "\n"

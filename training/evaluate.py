@@ -53,7 +53,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
 
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], true_labels: Sequence[str]) -> dict:
-    pred_labels = sorted(set(y_pred) | set(true_labels))
+    pred_labels = list(true_labels) + sorted(set(y_pred) - set(true_labels))
     m = confusion_matrix(y_true, y_pred, labels=pred_labels)
     rows = [pred_labels.index(t) for t in true_labels]
     return {"true": list(true_labels), "pred": pred_labels, "matrix": m[rows].tolist()}
@@ -88,7 +88,8 @@ def in_domain_reference(model, texts: list[str], y: list[str], labels: Sequence[
         return {"skipped": f"{len(y)} records in {len(set(y))} classes are too few for cross-validation"}
     emb = model.encoder.encode(texts, "query")
     builder = FeatureBuilder(model.features["complaint_type"].segmenter, model.config.features)
-    X = builder.assemble(builder.fit_lexical(texts), emb, model.lexicons.signals(texts)[0])
+    docs = model.read(texts)
+    X = builder.assemble(builder.fit_lexical(docs), emb, model.lexicons.signals(docs))
     params = model.config.heads.get("complaint_type")
     head = Head("complaint_type", params, seed=model.config.seed, folds=folds, n_jobs=model.config.n_jobs)
     head.fit(X, y)

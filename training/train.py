@@ -36,6 +36,7 @@ from triage.encoder.base import Encoder
 from triage.encoder.cache import EmbeddingCache
 from triage.encoder.finetuned import FineTunedEncoder, fine_tunable
 from triage.errors import DataError
+from triage.doc import Reader
 from triage.features import FeatureBuilder
 from triage.heads import DenseBlock, Head
 from triage.lexicon import Lexicons
@@ -176,6 +177,13 @@ def fine_tune_head(name: str, texts: list[str], y: list[str], encoder: Encoder, 
     return EmbeddingCache(tuned, workdir / "embeddings"), weights, {**info, "encoder": tuned.name}
 
 
+def read_and_fit(reader: Reader, features: FeatureBuilder, texts: list[str]):
+    """Read every text once; fit the lexical vocabularies on them. Returns the lexical block,
+    the cue-and-lexicon signal matrix and each text's cue matches."""
+    docs = reader.read(texts)
+    return features.fit_lexical(docs), reader.lexicons.signals(docs), [d.cues for d in docs]
+
+
 def record_weights(n_files: int, n_extra: int, real_weight: float) -> np.ndarray:
     """Loss weights for ``n_files`` records from the data files followed by ``n_extra`` records
     that came beside them (annotated real complaints, supervisors' corrections): 1 and
@@ -281,7 +289,7 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
     # Segmentation, n-gram vocabularies and cue signals are single-threaded Python; the encoder
     # releases the GIL, so the lexical side runs beside the encoding instead of after it.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        lexical_side = pool.submit(lambda: (features.fit_lexical(texts), *lexicons.signals(texts)[:2]))
+        lexical_side = pool.submit(read_and_fit, Reader(features.segmenter, lexicons), features, texts)
         emb = prog.encode(cache, texts, "query")
         if case_emb is None:
             case_emb = prog.encode(cache, [c["text"] for c in case_records], "passage")
@@ -311,7 +319,7 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         sample_weight = head_weights(weights, rows)
         prog.step(f"fitting {name} on {len(rows)} records ({len(set(y))} classes)"
                   + (f"; {extra_source} weigh {config.real_weight:g}×" if sample_weight is not None else ""))
-        calibration = [records[i].get("sampling") != "uncertain" for i in rows]
+        calibration = [records[i].get("sampling", "random") == "random" for i in rows]
         params = config.heads.get(name)
         dense = None
         X_head, head_encoder = X[rows], cache

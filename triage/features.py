@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from triage.config import FeatureParams
+from triage.doc import Doc, as_norm
 from triage.errors import InputError
 from triage.segment import Segmenter
-from triage.text import normalise
 
 
 class _WordAnalyzer:
@@ -29,8 +29,8 @@ class _WordAnalyzer:
     def __init__(self, segmenter: Segmenter, ngram_max: int) -> None:
         self.segmenter, self.ngram_max = segmenter, ngram_max
 
-    def __call__(self, text: str) -> list[str]:
-        words = self.segmenter.cut(text)
+    def __call__(self, item: str | Doc) -> list[str]:
+        words = item.words_for(self.segmenter) if isinstance(item, Doc) else self.segmenter.cut(item)
         grams = list(words)
         for n in range(2, self.ngram_max + 1):
             grams += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
@@ -45,18 +45,19 @@ class _Packed:
 
 
 class FeatureBuilder:
-    """``fit(texts)`` learns the vocabularies; ``transform(texts, embeddings, extra)`` returns a
-    CSR matrix with one row per text."""
+    """``fit(docs)`` learns the vocabularies; ``transform(docs, embeddings, extra)`` returns a
+    CSR matrix with one row per complaint. Complaints are :class:`~triage.doc.Doc` objects (their
+    jieba words and normalised text are reused) or plain strings (read here)."""
 
     def __init__(self, segmenter: Segmenter, params: FeatureParams) -> None:
         self.segmenter = segmenter
         self.params = params
 
-    def fit(self, texts: Sequence[str]) -> "FeatureBuilder":
+    def fit(self, texts: Sequence[str | Doc]) -> "FeatureBuilder":
         self.fit_lexical(texts)
         return self
 
-    def fit_lexical(self, texts: Sequence[str]) -> sp.csr_matrix:
+    def fit_lexical(self, texts: Sequence[str | Doc]) -> sp.csr_matrix:
         """Learn both vocabularies; return the weighted lexical block of ``texts`` (pure CPU work
         without the embeddings, so a trainer can run it while the texts are being encoded)."""
         p = self.params
@@ -67,7 +68,7 @@ class FeatureBuilder:
                                      min_df=min(p.min_df, len(texts)), max_features=p.max_word_features,
                                      sublinear_tf=True, dtype=np.float32)
         self.char_ = TfidfVectorizer(analyzer="char", ngram_range=(p.char_ngram_min, p.char_ngram_max),
-                                     preprocessor=normalise, lowercase=False,
+                                     preprocessor=as_norm, lowercase=False,
                                      min_df=min(p.min_df, len(texts)), max_features=p.max_char_features,
                                      sublinear_tf=True, dtype=np.float32)
         w, c = self.word_.fit_transform(texts), self.char_.fit_transform(texts)
@@ -100,14 +101,14 @@ class FeatureBuilder:
     def n_lexical(self) -> int:
         return len(self.word_.vocabulary_) + len(self.char_.vocabulary_)
 
-    def lexical(self, texts: Sequence[str]) -> sp.csr_matrix:
+    def lexical(self, texts: Sequence[str | Doc]) -> sp.csr_matrix:
         return self._weigh(self.word_.transform(texts), self.char_.transform(texts))
 
     def _weigh(self, words: sp.csr_matrix, chars: sp.csr_matrix) -> sp.csr_matrix:
         return sp.hstack([words * self.params.word_weight, chars * self.params.char_weight],
                          format="csr", dtype=np.float32)
 
-    def transform(self, texts: Sequence[str], embeddings: NDArray[np.float32],
+    def transform(self, texts: Sequence[str | Doc], embeddings: NDArray[np.float32],
                   extra: NDArray[np.float32] | None = None) -> sp.csr_matrix:
         return self.assemble(self.lexical(list(texts)), embeddings, extra)
 

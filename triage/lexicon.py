@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from triage.doc import CLAUSE_BREAK, Doc
 from triage.errors import DataError
 from triage.paths import CORPORA
 from triage.text import normalise
@@ -40,7 +41,6 @@ FALSE_NEGATORS = ("无法", "没法", "不得不", "不停", "不断", "不少",
 THREAT_TO_MAJOR = ("media", "group", "legal_action", "police", "data_leak")
 # Threats of self-harm or violence are crises in themselves and are never discounted.
 NEVER_DISCOUNTED = ("self_harm", "violence")
-CLAUSE_BREAK = re.compile(r"[。！？!?；;\n，,]")
 # A condition governs the next clause too when that clause goes on to say what will follow
 # ("如果三天内不处理，我就去曝光", "否则，我会找媒体"): the markers that open a condition, and the
 # words of the consequence clause that complete it.
@@ -114,6 +114,10 @@ def _clause_start(text: str, pos: int) -> int:
         if CLAUSE_BREAK.match(text[i]):
             return i + 1
     return 0
+
+
+def _text_and_norm(item: str | Doc) -> tuple[str, str]:
+    return (item.text, item.norm) if isinstance(item, Doc) else (item, normalise(item))
 
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -218,8 +222,8 @@ class Lexicons:
         return any(c in previous for c in CONDITIONALS)
 
     # ------------------------------------------------------------------ severity
-    def severity_cues(self, text: str) -> list[Match]:
-        norm = normalise(text)
+    def severity_cues(self, item: str | Doc) -> list[Match]:
+        text, norm = _text_and_norm(item)
         out: list[Match] = []
         for s, e, phrase in _find_all(norm, {**self.cues, **self.exclusions}):
             if phrase in self.exclusions:       # the longer, harmless phrase covers the cue
@@ -268,8 +272,8 @@ class Lexicons:
         return strength
 
     # ------------------------------------------------------------------ emotion
-    def emotion_words(self, text: str) -> list[Match]:
-        norm = normalise(text)
+    def emotion_words(self, item: str | Doc) -> list[Match]:
+        text, norm = _text_and_norm(item)
         out = []
         for s, e, word in _find_all(norm, self.emotion):
             emo, strength = self.emotion[word]
@@ -285,12 +289,13 @@ class Lexicons:
                 out.append(Match(text[s:e], s, e, emo, strength * mult))
         return out
 
-    def signal_vector(self, text: str, cues: list[Match] | None = None,
-                      emotions: list[Match] | None = None) -> np.ndarray:
+    def signal_vector(self, item: str | Doc) -> np.ndarray:
         """A small dense feature vector for the heads: cue strengths by grade and signal
         family, emotion-lexicon sums, punctuation and emoji counts (all squashed to ~0–1)."""
-        cues = self.severity_cues(text) if cues is None else cues
-        emotions = self.emotion_words(text) if emotions is None else emotions
+        if isinstance(item, Doc):
+            text, cues, emotions = item.text, item.cues, item.emotions
+        else:
+            text, cues, emotions = item, self.severity_cues(item), self.emotion_words(item)
         strength = self.cue_strength(cues)
         emo = {k: 0.0 for k in EMOTIONS}
         for m in emotions:
@@ -309,14 +314,10 @@ class Lexicons:
 
     SIGNAL_DIM = 15
 
-    def signals(self, texts: list[str]) -> tuple[np.ndarray, list[list[Match]], list[list[Match]]]:
-        """For a batch: the ``(n, SIGNAL_DIM)`` signal matrix, and each text's cue and
-        emotion matches (kept for evidence)."""
-        cues = [self.severity_cues(t) for t in texts]
-        emos = [self.emotion_words(t) for t in texts]
-        vecs = np.stack([self.signal_vector(t, c, e) for t, c, e in zip(texts, cues, emos)]) \
-            if texts else np.zeros((0, self.SIGNAL_DIM), np.float32)
-        return vecs, cues, emos
+    def signals(self, docs: list[Doc]) -> np.ndarray:
+        """The ``(n, SIGNAL_DIM)`` signal matrix of a batch of read complaints (their cue and
+        emotion matches were found when they were read)."""
+        return np.stack([self.signal_vector(d) for d in docs]) if docs else np.zeros((0, self.SIGNAL_DIM), np.float32)
 
     def files(self) -> list[Path]:
         names = ["severity_cues.tsv", "emotion_lexicon.tsv", "degree_adverbs.tsv", "negators.txt",

@@ -16,7 +16,9 @@ from typing import Sequence
 import numpy as np
 
 from triage.retrieval import HybridIndex
+from triage.segment import STOPWORDS
 from triage.config import TrainConfig
+from triage.doc import Doc, Reader
 from triage.encoder.base import Encoder
 from triage.errors import InputError
 from triage.features import FeatureBuilder
@@ -24,10 +26,16 @@ from triage.heads import Head
 from triage.lexicon import Lexicons
 from triage.severity import decide
 from triage.suggest import suggest_response
-from triage.text import normalise, validate_text
+from triage.text import validate_text
 from triage.vocab import EMOTIONS, GRADES, HEAD_NAMES, MAX_INTENSITY
 
 log = logging.getLogger(__name__)
+
+
+def _carries_meaning(word: str) -> bool:
+    """A word evidence may show: it has a letter or a Chinese character (not only punctuation
+    or digits) and is not a function word."""
+    return any(ch.isalpha() for ch in word) and word not in STOPWORDS
 
 DEFAULT_MAX_CHARS = 5000
 
@@ -63,32 +71,41 @@ class TriageModel:
             raise InputError("TRIAGE_IDS", f"got {len(texts)} texts but {len(ids)} ids")
         if not texts:
             return []
-        emb, X, cues, emos = self._featurise(texts)
+        docs = self.read(texts)
+        emb, X = self._featurise(docs)
         probs = {name: head.predict_proba(X[name]) for name, head in self.heads.items()}
         contexts = list(contexts) if contexts is not None else [None] * len(texts)
         answers = []
-        for i, text in enumerate(texts):
-            hits = self.cases.search(text, emb[i], self.config.similar_k)
-            answer = self._answer(i, text, ids[i], X, probs, cues[i], emos[i], hits)
+        for i, doc in enumerate(docs):
+            hits = self.cases.search(doc, emb[i], self.config.similar_k)
+            answer = self._answer(i, doc, ids[i], X, probs, hits)
             answer["suggested_response"] = suggest_response(hits, contexts[i])
             answers.append(answer)
         return answers
 
-    def _featurise(self, texts: list[str]):
+    def read(self, texts: Sequence[str]) -> list[Doc]:
+        """Each complaint read once (normalised, segmented, cut into clauses, cues and emotion
+        words found) with the bundle's own segmenter and lexicons."""
+        if "_reader" not in self.meta:
+            self.meta["_reader"] = Reader(self.features["complaint_type"].segmenter, self.lexicons)
+        return self.meta["_reader"].read(texts)
+
+    def _featurise(self, docs: list[Doc]):
         """The batch's embedding (the one encode), and each head's feature matrix (computed
         once per distinct builder and encoder: a head with a fine-tuned encoder reads its own
         embedding of the batch)."""
+        texts = [d.text for d in docs]
         emb = self.encoder.encode(texts, "query")
-        signals, cues, emos = self.lexicons.signals(texts)
+        signals = self.lexicons.signals(docs)
         by_builder: dict[tuple[int, int], object] = {}
         X = {}
         for name in self.heads:
             fb, own = self.features[name], self.head_encoders.get(name)
             key = (id(fb), id(own))
             if key not in by_builder:
-                by_builder[key] = fb.transform(texts, emb if own is None else own.encode(texts, "query"), signals)
+                by_builder[key] = fb.transform(docs, emb if own is None else own.encode(texts, "query"), signals)
             X[name] = by_builder[key]
-        return emb, X, cues, emos
+        return emb, X
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
         """Per head, ``(classes, (n, n_classes) calibrated probabilities)`` — for evaluation,
@@ -96,10 +113,10 @@ class TriageModel:
         texts = [validate_text(t, self.max_chars, f"texts[{i}]") for i, t in enumerate(texts)]
         if not texts:
             return {n: ([str(c) for c in h.classes_], np.zeros((0, len(h.classes_)))) for n, h in self.heads.items()}
-        _, X, _, _ = self._featurise(texts)
+        _, X = self._featurise(self.read(texts))
         return {n: ([str(c) for c in h.classes_], h.predict_proba(X[n])) for n, h in self.heads.items()}
 
-    def _answer(self, i, text, id_, X, probs, cues, emos, hits) -> dict:
+    def _answer(self, i: int, doc: Doc, id_, X, probs, hits) -> dict:
         cfg = self.config
         reasons: list[str] = []
 
@@ -113,7 +130,7 @@ class TriageModel:
         sh = self.heads["severity"]
         sp = {str(c): float(v) for c, v in zip(sh.classes_, probs["severity"][i])}
         sev_scores = {g: round(sp.get(g, 0.0), 4) for g in GRADES}
-        decision = decide(sev_scores, cues, cfg.severity_rule)
+        decision = decide(sev_scores, doc.cues, cfg.severity_rule)
         if max(sev_scores.values()) < cfg.review.severity:
             reasons.append(f"severity confidence {max(sev_scores.values()):.2f} < {cfg.review.severity}")
         if decision.disagreement:
@@ -132,9 +149,9 @@ class TriageModel:
         intensity = {"score": round(expected / MAX_INTENSITY, 4), "level": int(round(expected))}
 
         evidence = {
-            "severity": [m.as_evidence() for m in cues],
-            "emotion": [m.as_evidence() for m in emos],
-            "complaint_type": self._type_evidence(text, X["complaint_type"][i], th, int(order[0])),
+            "severity": [m.as_evidence() for m in doc.cues],
+            "emotion": [m.as_evidence() for m in doc.emotions],
+            "complaint_type": self._type_evidence(doc, X["complaint_type"][i], th, int(order[0])),
         }
         return {
             "id": id_,
@@ -152,30 +169,60 @@ class TriageModel:
             "model_version": self.version,
         }
 
-    def _type_evidence(self, text: str, row, head: Head, class_index: int, top: int = 5) -> list[dict]:
-        """The lexical n-grams that pushed the predicted type most, located in the text."""
-        n_lex = self.features["complaint_type"].n_lexical
+    def _type_evidence(self, doc: Doc, row, head: Head, class_index: int, top: int = 5) -> list[dict]:
+        """The words and phrases that pushed the predicted type most, as a supervisor reads them.
+
+        Each lexical feature's contribution to the class (its value × the head's weight) is
+        spread over the jieba words it covers: a word n-gram over its words, a character
+        n-gram over the words its occurrences overlap, in proportion to the overlap. Words that
+        carry no meaning on their own (punctuation, bare numbers, function words) get nothing;
+        the best words with a positive total are kept, and neighbours among them are merged
+        into one phrase (没 + 送到 → 没送到)."""
+        fb = self.features["complaint_type"]
         row = row.tocsr()
-        cols, vals = row.indices, row.data
-        keep = cols < n_lex
-        cols, vals = cols[keep], vals[keep]
-        if not len(cols):
+        keep = row.indices < fb.n_lexical
+        cols, vals = row.indices[keep], row.data[keep]
+        if not len(cols) or not doc.tokens:
             return []
         contrib = vals * head.coef_for(class_index)[cols]
         names = self._lexical_names()
-        norm = normalise(text)
-        out, used = [], set()
-        for j in np.argsort(-contrib):
-            if contrib[j] <= 0 or len(out) >= top:
-                break
-            term = names[cols[j]][2:].replace(" ", "")
-            start = norm.find(term)
-            if start < 0 or len(term) < 2 or (start, start + len(term)) in used:
-                continue
-            used.add((start, start + len(term)))
-            out.append({"text": text[start:start + len(term)], "start": start, "end": start + len(term),
-                        "signal": "lexical", "weight": round(float(contrib[j]), 3)})
-        return out
+        words = doc.words_for(fb.segmenter)
+        tokens = doc.tokens if words is doc.words or words == doc.words else []
+        if not tokens:
+            return []
+        score = np.zeros(len(tokens))
+        starts = np.asarray([s for _, s, _ in tokens])
+        ends = np.asarray([e for _, _, e in tokens])
+        for col, c in zip(cols, contrib):
+            name = names[col]
+            if name.startswith("w:"):
+                gram = name[2:].split(" ")
+                for j in range(len(tokens) - len(gram) + 1):
+                    if words[j:j + len(gram)] == gram:
+                        score[j:j + len(gram)] += c / len(gram)
+            else:
+                gram = name[2:]
+                at = doc.norm.find(gram)
+                while at >= 0:
+                    overlap = np.clip(np.minimum(ends, at + len(gram)) - np.maximum(starts, at), 0, None)
+                    if overlap.sum():
+                        score += c * overlap / overlap.sum()
+                    at = doc.norm.find(gram, at + 1)
+        meaningful = np.asarray([_carries_meaning(w) for w in words])
+        score[~meaningful] = 0.0
+        chosen = sorted(j for j in np.argsort(-score)[:top] if score[j] > 0)
+        phrases: list[list[int]] = []
+        for j in chosen:
+            if phrases and phrases[-1][-1] == j - 1 and ends[j - 1] == starts[j]:
+                phrases[-1].append(j)
+            else:
+                phrases.append([j])
+        out = []
+        for ph in phrases:
+            s0, e0 = int(starts[ph[0]]), int(ends[ph[-1]])
+            out.append({"text": doc.text[s0:e0], "start": s0, "end": e0, "signal": "type_phrase",
+                        "weight": round(float(score[ph].sum()), 3)})
+        return sorted(out, key=lambda d: -d["weight"])
 
     def _lexical_names(self) -> list[str]:
         if "_names" not in self.meta:

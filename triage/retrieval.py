@@ -76,8 +76,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from triage.doc import Doc
 from triage.errors import InputError
-from triage.segment import Segmenter
+from triage.segment import STOPWORDS, Segmenter
 from triage.text import normalise
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -129,8 +130,6 @@ class Filters(BaseModel):
     date_to: date | None = None
 
 
-# Function words and particles carry no topic: left out of BM25 terms (negators are kept).
-STOPWORDS = frozenset("的 了 是 我 在 就 都 也 和 吗 呢 啊 吧 着 过 还 又 这 那 你 他 她 它 们 给 把 被 与 及 或 而 啦 呀 哦 嗯 么".split())
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 
 
@@ -367,13 +366,17 @@ class HybridIndex:
             mask &= (self._dates <= filters.date_to.toordinal()) & (self._dates >= 0)
         return mask
 
-    def search(self, text: str, vector: NDArray[np.float32], k: int = 5, filters: Filters | None = None,
+    def search(self, query: str | Doc, vector: NDArray[np.float32], k: int = 5, filters: Filters | None = None,
                mode: Mode = "hybrid") -> list[dict]:
-        """Up to ``k`` hits for one complaint, best first (see the module docstring)."""
+        """Up to ``k`` hits for one complaint (a text, or a :class:`~triage.doc.Doc` whose jieba
+        words are reused), best first (see the module docstring)."""
         if k < 1:
             return []
         p = self.params
-        q_tokens = lexical_terms(self.segmenter.cut(text), text, self.params.bm25_bigrams)
+        if isinstance(query, Doc):
+            q_tokens = lexical_terms(query.words_for(self.segmenter), query.norm, p.bm25_bigrams)
+        else:
+            q_tokens = lexical_terms(self.segmenter.cut(query), query, p.bm25_bigrams)
         with self._lock:
             if not self._rows:
                 return []

@@ -18,6 +18,9 @@ from triage.text import normalise
 log = logging.getLogger(__name__)
 
 DEFAULT_DICT = CORPORA / "dict" / "domain_dict.txt"
+# Function words and particles carry no topic: left out of BM25 terms and of evidence
+# (negators are kept).
+STOPWORDS = frozenset("的 了 是 我 在 就 都 也 和 吗 呢 啊 吧 着 过 还 又 这 那 你 他 她 它 们 给 把 被 与 及 或 而 啦 呀 哦 嗯 么".split())
 
 
 class Segmenter:
@@ -65,6 +68,11 @@ class Segmenter:
     def cut(self, text: str) -> list[str]:
         """Words of the normalised text, without whitespace tokens."""
         return [w for w in self._tokenizer().lcut(normalise(text), HMM=True) if w.strip()]
+
+    def tokenize(self, norm: str) -> list[tuple[str, int, int]]:
+        """``(word, start, end)`` for every non-blank word of an already normalised text (the
+        same words :meth:`cut` gives, with their offsets)."""
+        return [(w, s, e) for w, s, e in self._tokenizer().tokenize(norm, HMM=True) if w.strip()]
 
     def __getstate__(self) -> dict:
         return {"dict_text": self.dict_text, "dict_sha256": self.dict_sha256}
