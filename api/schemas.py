@@ -63,6 +63,7 @@ class Severity(BaseModel):
     cue_label: str | None
     cue_strength: dict[str, float]
     disagreement: bool
+    clause: dict | None = Field(None, description="the sentence whose cues point highest: text, start, end, grade")
 
 
 class Emotion(BaseModel):

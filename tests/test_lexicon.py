@@ -161,3 +161,43 @@ def test_intimidation_by_collectors_is_major_not_crisis(lex):
 def test_loss_of_power_while_driving_is_a_crisis_even_when_terse(lex):
     for text in ("行驶过程中断电两次", "高速上方向盘打不动了"):
         assert _grade(lex, text) == "危机", text
+
+
+# The four kinds of crisis that LABELS.md's boundary cases spell out, told in ordinary words,
+# each beside cases that must not fire.
+PRESENT_DANGER = ["方向盘高速时突然变重打不动", "车开着开着档位自己跳到空挡", "楼道堆满纸箱电线乱拉",
+                  "电梯门没关就往上走", "燃气灶关了还能闻到味", "学校门口的施工坑没有围挡",
+                  "下雨天刹车打滑，车尾甩了出去", "渣土车天天超载在市区跑", "我们喝的河水被上游工厂排污污染了"]
+MANY_PEOPLE = ["我们小区三百多户停水一周", "我们车间十几个人三个月没发工资", "同款车主建了维权群",
+               "村里几十户的井水发黄", "11名工人的工资被拖欠", "全体村民联名反映垃圾站选址"]
+HARM_DONE = ["孩子吃了以后上吐下泻住院", "催收打到单位，我气得心脏病发作住了院", "理赔一直不批，孩子化疗的钱交不上",
+             "被逼得整夜失眠想不开", "用了这个产品以后我得了抑郁症", "搞得我家破人亡"]
+LAW_IN_MOTION = ["我已经起诉，下周开庭", "法院已经立案", "派出所已经受理", "目前案件正在诉讼中", "公安已立案侦查"]
+MUST_NOT_FIRE = ["请问刹车片多久需要更换？", "听说这款车刹车会失灵，是真的吗？", "网上传言这批车方向盘会锁死",
+                 "三年前打过官司，早就结案了", "之前报过警，调解结束了", "我们一家三口去吃饭，菜太咸了",
+                 "我们家的快递三天没到", "很多人都遇到过这种情况，就是退款慢", "如果再不处理我就去起诉",
+                 "万一刹车失灵怎么办", "车子有异响，但不影响驾驶", "刹车没有失灵，只是有点异响"]
+
+
+@pytest.mark.parametrize("text", PRESENT_DANGER + MANY_PEOPLE + HARM_DONE + LAW_IN_MOTION)
+def test_each_kind_of_crisis_in_plain_words_fires(lex, text):
+    assert _grade(lex, text) == "危机", (text, lex.severity_cues(text))
+
+
+@pytest.mark.parametrize("text", MUST_NOT_FIRE)
+def test_questions_rumours_settled_cases_and_one_familys_we_do_not_fire(lex, text):
+    assert _grade(lex, text) != "危机", (text, lex.severity_cues(text))
+
+
+def test_a_part_failing_while_in_use_weighs_more_than_the_same_part_at_rest(lex):
+    moving = strength(lex, "行驶中仪表盘突然黑屏")["危机"]
+    parked = strength(lex, "停车以后仪表盘黑屏")["危机"]
+    assert moving > parked
+
+
+def test_counted_groups_need_people_and_more_than_one_household():
+    from triage.lexicon import find_groups
+    assert find_groups("三百多户")[0][2] >= 300
+    assert find_groups("十几个人") and find_groups("11名工人")
+    assert not find_groups("三个月") and not find_groups("两个人") and not find_groups("两家公司") \
+        and not find_groups("一家三口") and not find_groups("我们2户")

@@ -184,6 +184,23 @@ def read_and_fit(reader: Reader, features: FeatureBuilder, texts: list[str]):
     return features.fit_lexical(docs), reader.lexicons.signals(docs), [d.cues for d in docs]
 
 
+# Fewer real 危机 rows than this and the operating point is set on every representative row.
+MIN_REAL_CRISES = 30
+
+
+def operating_rows(rows: Sequence[int], y: Sequence[str], representative: np.ndarray,
+                   n_files: int) -> tuple[np.ndarray, str]:
+    """The rows (indices into the head's rows) the crisis threshold is chosen on, and what they
+    are. Real complaints drawn at random — the annotations and supervisors' decisions that came
+    beside the data files — are what the service will see, so they set the operating point
+    when they hold at least ``MIN_REAL_CRISES`` crises; otherwise every representative row
+    does (the data files' records included)."""
+    real = np.flatnonzero(np.asarray([r >= n_files for r in rows]) & representative)
+    if sum(y[k] == "危机" for k in real) >= MIN_REAL_CRISES:
+        return real, "real complaints drawn at random"
+    return np.flatnonzero(representative), "representative records"
+
+
 def record_weights(n_files: int, n_extra: int, real_weight: float) -> np.ndarray:
     """Loss weights for ``n_files`` records from the data files followed by ``n_extra`` records
     that came beside them (annotated real complaints, supervisors' corrections): 1 and
@@ -347,14 +364,13 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
         metrics[name] = head.cv_metrics_
         if name == "severity" and getattr(head, "oof_proba_", None) is not None:
             row_cues = [cues[i] for i in rows]
-            # the operating point comes from the same representative rows as the temperature
-            keep = np.flatnonzero(head.oof_calibration_)
+            keep, kind = operating_rows(rows, y, head.oof_calibration_, len(records) - len(extra_records))
             t = choose_crisis_threshold([y[k] for k in keep], head.oof_proba_[keep], head.classes_,
                                         [row_cues[k] for k in keep], config.severity_rule)
             config = config.model_copy(update={"severity_rule": config.severity_rule.model_copy(
                 update={"crisis_threshold": t})})
             prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ "
-                      f"{config.severity_rule.target_recall} on {len(keep)} representative records)")
+                      f"{config.severity_rule.target_recall} on {len(keep)} {kind})")
             crisis = crisis_metrics(y, head.oof_proba_, head.classes_, row_cues, config)
     if not crisis and base_bundle is not None:
         crisis = {**base_bundle.manifest["metrics"].get("crisis", {}), "from_base": base_bundle.path.name}

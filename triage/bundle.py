@@ -44,7 +44,9 @@ from triage.retrieval import HybridIndex, RetrievalParams
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# Format 2: per-head feature builders, lexicons with frames and context markers, the complaint
+# read once (triage.doc). Older bundles are refused with the command that rebuilds them.
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 # Packages whose versions a saved bundle depends on: a pickle from another scikit-learn, or
 # embeddings from another encoder build, are refused; the others are recorded and compared.
@@ -146,8 +148,9 @@ def read_manifest(bundle: str | Path) -> dict:
     if missing:
         raise BundleError("BUNDLE_BAD_MANIFEST", f"{path} lacks required keys {missing}")
     if manifest["schema_version"] != SCHEMA_VERSION:
-        raise BundleError("BUNDLE_SCHEMA", f"{path}: schema_version {manifest['schema_version']!r} is not "
-                          f"supported (this library reads {SCHEMA_VERSION})")
+        raise BundleError("BUNDLE_SCHEMA", f"{path.parent.name} was written in bundle format "
+                          f"(schema_version) {manifest['schema_version']!r}; this library reads format {SCHEMA_VERSION}: retrain it with "
+                          "`python -m training train` (add `--base BUNDLE` to keep a head you cannot retrain)")
     return manifest
 
 
@@ -242,10 +245,7 @@ def read_cases(bundle: str | Path) -> tuple[list[dict], np.ndarray]:
 
 def load_parts(bundle: str | Path) -> dict:
     """``{"features": {head: FeatureBuilder}, "heads": {head: Head}}`` from a verified bundle."""
-    parts = joblib.load(Path(bundle) / "pipeline.joblib")
-    if not isinstance(parts.get("features"), dict):         # schema-1 bundles: one shared builder
-        parts["features"] = {name: parts["features"] for name in parts["heads"]}
-    return parts
+    return joblib.load(Path(bundle) / "pipeline.joblib")
 
 
 def current_bundle(models_dir: str | Path) -> Path | None:

@@ -107,9 +107,6 @@ class TrainConfig(_Strict):
     fine_tune: FineTuneParams = FineTuneParams()
     similar_k: int = Field(3, ge=0, le=50)
     similar_min_score: float = Field(0.80, ge=0, le=1)
-    # Unused: temperatures are fitted on out-of-fold predictions of every representative row.
-    # Kept because every bundle's manifest carries it and the manifest is validated strictly.
-    calibration_fraction: float = Field(0.2, gt=0, lt=0.5)
 
 
 def load_config(path: str | Path | None) -> TrainConfig:

@@ -86,7 +86,6 @@ class FeatureBuilder:
         # The vocabularies are dicts of hundreds of thousands of n-grams: joblib's pickler is
         # pure Python and took over ten seconds on them, so they travel as one blob from the
         # C pickler (protocol 5) and joblib stores bytes.
-        self._drop_cut_terms()           # builders fitted before this existed still carry them
         state = self.__dict__.copy()
         for name in ("word_", "char_"):
             if name in state:

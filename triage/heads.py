@@ -260,7 +260,7 @@ class Head:
     def _scores(self, X) -> NDArray:
         """Uncalibrated scores: the linear model's, blended with the prototypes' when few-shot."""
         logits = _logits(self.model_, X)
-        blend = getattr(self, "blend_", None)          # bundles saved before the blend have none
+        blend = self.blend_
         if not blend:
             return logits
         proto = self.dense_.embeddings(X) @ self.prototypes_.T

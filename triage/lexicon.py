@@ -20,12 +20,12 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from triage.doc import CLAUSE_BREAK, Doc
+from triage.doc import CLAUSE_BREAK, SENTENCE_BREAK, Doc, spans
 from triage.errors import DataError
 from triage.paths import CORPORA
 from triage.text import normalise
@@ -49,6 +49,8 @@ CONDITIONALS = ("如果", "要是", "假如", "假若", "倘若", "若是", "如
 CONSEQUENCE = ("就", "将", "会", "要")
 
 EXCLUSIONS = "cue_exclusions.txt"
+FRAMES = "severity_frames.tsv"
+CONTEXT = "context_markers.tsv"
 DEFAULT_DIR = CORPORA / "lexicons"
 
 
@@ -59,7 +61,7 @@ class Match:
     end: int
     signal: str          # a severity signal (safety, media, …) or an emotion name
     weight: float        # effective contribution after negation / degree / hypothetical
-    status: str = "asserted"    # asserted | negated | hypothetical
+    status: str = "asserted"    # asserted | negated | hypothetical | settled
     grade: str | None = None    # for severity cues: the grade the cue points to
 
     def as_evidence(self) -> dict:
@@ -174,6 +176,136 @@ REPEAT = re.compile(r"(第[二三四五六七八九十\d]+次|[三四五六七�
                     r"一直没(?:有)?(?:解决|处理|人管|回复)|拖了(?:[一二两三四五六七八九十几\d]+|好几)个?(?:月|星期|周))")
 
 
+# Groups of people counted in the text: "三百多户", "十几个人", "11名工人", "几十户". A group is
+# beyond one household: at least GROUP_MIN_HOUSEHOLDS households or GROUP_MIN_PEOPLE people;
+# GROUP_MANY or more counts as many.
+GROUP_MIN_HOUSEHOLDS, GROUP_MIN_PEOPLE, GROUP_MANY = 3, 5, 20
+_PEOPLE = ("业主|村民|居民|住户|群众|职工|工人|农民工|员工|工友|同事|学生|孩子|小孩|幼儿|家长|车主|老人|商户|摊主|摊贩|"
+           "教师|老师|医生|护士|司机|乘客|用户|客户|消费者|会员|受害者|受害人|农户|贫困户|人家|人")
+GROUP_COUNT = re.compile(r"(?P<num>\d+|[一二两三四五六七八九十百千万几]+)(?P<more>多|余|来)?"
+                         r"(?:(?P<unit>户|家|名|位|个|口)(?P<who1>" + _PEOPLE + r")?|(?P<who2>" + _PEOPLE + r"))")
+
+
+def find_groups(norm: str) -> list[tuple[int, int, float]]:
+    """Counted groups of people: ``(start, end, how many people)``; households count as three."""
+    out = []
+    for m in GROUP_COUNT.finditer(norm):
+        unit, who = m.group("unit"), m.group("who1") or m.group("who2")
+        if unit in (None, "个", "名", "位", "口") and who is None:
+            continue                      # 三个月, 两名 …: no people named
+        if unit == "家" and who is None and not norm[m.end():m.end() + 2].startswith(("人", "住")):
+            continue                      # 三家公司, 两家店: not households
+        value = chinese_number(m.group("num").replace("几", "三"))
+        if value is None:
+            continue
+        if m.group("more") or "几" in m.group("num"):
+            value += 1
+        households = unit in ("户", "家") or who in ("住户", "农户", "贫困户", "人家")
+        people = value * 3 if households else value
+        if (households and value >= GROUP_MIN_HOUSEHOLDS) or (not households and value >= GROUP_MIN_PEOPLE):
+            out.append((m.start(), m.end(), people))
+    return out
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A hazard told in plain words: an ``anchor`` (a part, a place, a substance) and a
+    ``condition`` (its failure or state) within ``window`` characters of each other in one
+    sentence — 方向盘 … 打不动, 楼道 … 堆满, 燃气 … 闻到味."""
+    name: str
+    signal: str
+    grade: str
+    weight: float
+    anchors: tuple[str, ...]
+    conditions: tuple[str, ...]
+    window: int
+
+
+class Frames:
+    def __init__(self, frames: list[Frame]) -> None:
+        self.frames = frames
+
+    @classmethod
+    def read(cls, path: Path) -> "Frames":
+        rows = _read_tsv(path, ("frame", "signal", "grade", "weight", "anchors", "conditions", "window"))
+        frames = []
+        for row in rows:
+            if row["grade"].strip() not in ("重点", "危机"):
+                raise DataError("LEXICON_BAD_VALUE", f"{path.name}: grade must be 重点 or 危机, got {row['grade']!r}")
+            frames.append(Frame(row["frame"].strip(), row["signal"].strip(), row["grade"].strip(),
+                                float(row["weight"]), tuple(normalise(a) for a in row["anchors"].split("|") if a),
+                                tuple(normalise(c) for c in row["conditions"].split("|") if c), int(row["window"])))
+        return cls(frames)
+
+    def find(self, norm: str, sentences: list[tuple[int, int]]) -> list[tuple[Frame, int, int, int]]:
+        """``(frame, start, end, where the condition starts)`` for each frame found, one per frame
+        and sentence (the closest anchor and condition)."""
+        out = []
+        for s0, e0 in sentences:
+            sentence = norm[s0:e0]
+            for frame in self.frames:
+                anchors = [(i, i + len(a)) for a in frame.anchors for i in _positions(sentence, a)]
+                if not anchors:
+                    continue
+                best = None
+                for c in frame.conditions:
+                    for i in _positions(sentence, c):
+                        for a0, a1 in anchors:
+                            gap = i - a1 if i >= a1 else a0 - (i + len(c))
+                            if 0 <= gap <= frame.window and (best is None or gap < best[0]):
+                                best = (gap, min(a0, i), max(a1, i + len(c)), i)
+                if best is not None:
+                    out.append((frame, s0 + best[1], s0 + best[2], s0 + best[3]))
+        return out
+
+
+def _positions(text: str, phrase: str) -> list[int]:
+    out, i = [], text.find(phrase)
+    while i >= 0:
+        out.append(i)
+        i = text.find(phrase, i + 1)
+    return out
+
+
+class Context:
+    """Sentence context that changes what a cue means (``context_markers.tsv``): ``in_use``
+    markers (行驶中, 高速上, 开着开着) raise a safety cue in their sentence to at least
+    ``IN_USE_WEIGHT``, since a part failing while in use is a present danger; ``settled``
+    markers (已结案, 调解结束, 多年前) turn a lawsuit or police cue of their sentence into a 重点
+    signal at reduced weight, since the law is no longer in motion."""
+
+    IN_USE_WEIGHT = 0.8
+    SETTLED_FACTOR = 0.6
+
+    def __init__(self, markers: dict[str, tuple[str, ...]]) -> None:
+        self.markers = markers
+
+    @classmethod
+    def read(cls, path: Path) -> "Context":
+        rows = _read_tsv(path, ("marker", "kind"))
+        markers: dict[str, list[str]] = {"in_use": [], "settled": []}
+        for row in rows:
+            kind = row["kind"].strip()
+            if kind not in markers:
+                raise DataError("LEXICON_BAD_VALUE", f"{path.name}: kind must be one of {sorted(markers)}, got {kind!r}")
+            markers[kind].append(normalise(row["marker"].strip()))
+        return cls({k: tuple(v) for k, v in markers.items()})
+
+    def apply(self, matches: list[Match], norm: str, sentences: list[tuple[int, int]]) -> list[Match]:
+        out = []
+        for m in matches:
+            s0, e0 = next(((a, b) for a, b in sentences if a <= m.start < b), (0, len(norm)))
+            sentence = norm[s0:e0]
+            if m.status == "asserted" and m.signal == "safety" and m.grade == "危机" \
+                    and m.weight < self.IN_USE_WEIGHT and any(w in sentence for w in self.markers["in_use"]):
+                m = replace(m, weight=self.IN_USE_WEIGHT)
+            elif m.signal in ("legal_action", "police") and m.status == "asserted" \
+                    and any(w in sentence for w in self.markers["settled"]):
+                m = replace(m, weight=m.weight * self.SETTLED_FACTOR, status="settled", grade="重点")
+            out.append(m)
+        return out
+
+
 class Lexicons:
     """All lexicon resources, loaded from a folder (the project's ``corpora/lexicons`` or a
     bundle's copy). ``severity_cues(text)`` and ``emotion_words(text)`` return matches."""
@@ -199,10 +331,10 @@ class Lexicons:
         self.negators = sorted({normalise(w) for w in _read_list(folder / "negators.txt")}, key=len, reverse=True)
         self.hypothetical = sorted({normalise(w) for w in _read_list(folder / "hypothetical_markers.txt")},
                                    key=len, reverse=True)
-        # A bundle written before exclusions existed has no such file: nothing is excluded.
-        self.exclusions = {normalise(w): None for w in _read_list(folder / EXCLUSIONS)} \
-            if (folder / EXCLUSIONS).is_file() else {}
+        self.exclusions = {normalise(w): None for w in _read_list(folder / EXCLUSIONS)}
         self.money_major, self.money_large = money_major, money_large
+        self.frames = Frames.read(folder / FRAMES)
+        self.context = Context.read(folder / CONTEXT)
 
     # ------------------------------------------------------------------ helpers
     def _negated(self, text: str, start: int, clause: int, width: int = NEG_WINDOW) -> bool:
@@ -222,29 +354,52 @@ class Lexicons:
         return any(c in previous for c in CONDITIONALS)
 
     # ------------------------------------------------------------------ severity
+    def _qualified(self, text: str, norm: str, s: int, e: int, signal: str, grade: str, weight: float,
+                   scope: int | None = None) -> Match:
+        """A cue found at ``[s, e)`` with its status: negated, hypothetical (a condition, a
+        threat, a rumour or a question) or asserted. ``scope`` is where the cue's governing word
+        sits when that is not ``s`` (a frame's condition: "刹车突然失灵" negates at 失灵)."""
+        at = s if scope is None else scope
+        clause = _clause_start(norm, at)
+        negated = self._negated(norm, at, clause)
+        if self._hypothetical(norm, s, _clause_start(norm, s)) and not negated:
+            if signal in NEVER_DISCOUNTED:
+                return Match(text[s:e], s, e, signal, weight, "hypothetical", grade)
+            if signal in THREAT_TO_MAJOR or grade == "重点":
+                # A threat ("如果再不处理我就曝光") is a 重点 signal, not the event itself.
+                return Match(text[s:e], s, e, signal, weight * 0.8, "hypothetical", "重点")
+            # a supposed hazard ("万一刹车失灵") counts, at half strength
+            return Match(text[s:e], s, e, signal, weight * 0.5, "hypothetical", grade)
+        if negated:
+            return Match(text[s:e], s, e, signal, 0.0, "negated", grade)
+        return Match(text[s:e], s, e, signal, weight, "asserted", grade)
+
     def severity_cues(self, item: str | Doc) -> list[Match]:
+        """Every severity cue of one complaint, with its status and effective weight: the
+        phrases of ``severity_cues.tsv``, the frames of ``severity_frames.tsv`` (a part and its
+        failure, a place and its hazard, in one sentence), counted groups of people, money
+        amounts and repeat contacts. Context in the same sentence then adjusts them: a part
+        failing while the vehicle is in use (``in_use`` markers) weighs more; a lawsuit or police
+        case that is over (``settled`` markers) points to 重点 only."""
         text, norm = _text_and_norm(item)
+        sentences = item.sentences if isinstance(item, Doc) else spans(norm, SENTENCE_BREAK)
         out: list[Match] = []
         for s, e, phrase in _find_all(norm, {**self.cues, **self.exclusions}):
             if phrase in self.exclusions:       # the longer, harmless phrase covers the cue
                 continue
             signal, grade, weight = self.cues[phrase]
-            clause = _clause_start(norm, s)
-            if self._hypothetical(norm, s, clause) and not self._negated(norm, s, clause):
-                if signal in NEVER_DISCOUNTED:
-                    out.append(Match(text[s:e], s, e, signal, weight, "hypothetical", grade))
-                elif signal in THREAT_TO_MAJOR or grade == "重点":
-                    # A threat ("如果再不处理我就曝光") is a 重点 signal, not the event itself.
-                    out.append(Match(text[s:e], s, e, signal, weight * 0.8, "hypothetical", "重点"))
-                else:   # a supposed hazard ("万一刹车失灵") counts, at half strength
-                    out.append(Match(text[s:e], s, e, signal, weight * 0.5, "hypothetical", grade))
-            elif self._negated(norm, s, clause):
-                out.append(Match(text[s:e], s, e, signal, 0.0, "negated", grade))
-            else:
-                out.append(Match(text[s:e], s, e, signal, weight, "asserted", grade))
+            out.append(self._qualified(text, norm, s, e, signal, grade, weight))
+
         def overlaps(s: int, e: int, signal: str) -> bool:
             return any(m.signal == signal and m.start < e and s < m.end for m in out)
 
+        for frame, s, e, cond in self.frames.find(norm, sentences):
+            if not overlaps(s, e, frame.signal):
+                out.append(self._qualified(text, norm, s, e, frame.signal, frame.grade, frame.weight, scope=cond))
+        for s, e, people in find_groups(norm):
+            if not overlaps(s, e, "group"):
+                w = 0.75 if people >= GROUP_MANY else 0.65
+                out.append(self._qualified(text, norm, s, e, "group", "危机", w))
         for s, e, value in find_amounts(norm):
             if value >= self.money_major:
                 w = 0.7 if value >= self.money_large else 0.55
@@ -253,7 +408,7 @@ class Lexicons:
         for m in REPEAT.finditer(norm):
             if not overlaps(m.start(), m.end(), "repeat"):
                 out.append(Match(text[m.start():m.end()], m.start(), m.end(), "repeat", 0.55, "asserted", "重点"))
-        return sorted(out, key=lambda m: m.start)
+        return sorted(self.context.apply(out, norm, sentences), key=lambda m: m.start)
 
     @staticmethod
     def cue_strength(matches: list[Match]) -> dict[str, float]:
@@ -321,7 +476,5 @@ class Lexicons:
 
     def files(self) -> list[Path]:
         names = ["severity_cues.tsv", "emotion_lexicon.tsv", "degree_adverbs.tsv", "negators.txt",
-                 "hypothetical_markers.txt"]
-        if (self.folder / EXCLUSIONS).is_file():
-            names.append(EXCLUSIONS)
+                 "hypothetical_markers.txt", EXCLUSIONS, FRAMES, CONTEXT]
         return [self.folder / n for n in names]

@@ -24,7 +24,7 @@ from triage.errors import InputError
 from triage.features import FeatureBuilder
 from triage.heads import Head
 from triage.lexicon import Lexicons
-from triage.severity import decide
+from triage.severity import decide, most_severe_sentence
 from triage.suggest import suggest_response
 from triage.text import validate_text
 from triage.vocab import EMOTIONS, GRADES, HEAD_NAMES, MAX_INTENSITY
@@ -159,7 +159,8 @@ class TriageModel:
             "type_candidates": candidates,
             "severity": {"label": decision.label, "scores": sev_scores, "model_label": decision.model_label,
                          "cue_label": decision.cue_label, "cue_strength": decision.cue_strength,
-                         "disagreement": decision.disagreement},
+                         "disagreement": decision.disagreement,
+                         "clause": most_severe_sentence(doc, cfg.severity_rule)},
             "emotion": {"label": emo_label, "scores": emo_scores},
             "intensity": intensity,
             "similar_cases": hits,

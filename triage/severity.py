@@ -9,12 +9,17 @@ Rule (thresholds in :class:`triage.config.SeverityRule`):
    else none.
 3. The answer is the higher of the two. A strong 危机 signal is never down-graded; when the
    model and the cues disagree the answer says so (``disagreement``) and asks for review.
+
+Cues are read clause by clause (negation, conditions, rumours, questions and settled cases are
+scoped to their clause or sentence), so a long complaint is as severe as its most severe
+credible clause; :func:`most_severe_sentence` names that sentence for the evidence.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from triage.config import SeverityRule
+from triage.doc import Doc
 from triage.lexicon import Lexicons, Match
 from triage.vocab import grade_rank
 
@@ -49,3 +54,24 @@ def decide(probs: dict[str, float], cues: list[Match], rule: SeverityRule) -> Se
     disagreement = cue_label is not None and cue_label != model_label
     return SeverityDecision(label, model_label, cue_label,
                             {k: round(v, 3) for k, v in strength.items()}, disagreement)
+
+
+def most_severe_sentence(doc: Doc, rule: SeverityRule) -> dict | None:
+    """The sentence whose own cues point highest (危机 above 重点, then the stronger), as
+    ``{"text", "start", "end", "grade", "strength"}``; None when no sentence reaches 重点."""
+    best: tuple[int, float, tuple[int, int]] | None = None
+    for start, end in doc.sentences:
+        strength = Lexicons.cue_strength([m for m in doc.cues if start <= m.start < end])
+        if strength["危机"] >= rule.cue_crisis:
+            key = (2, strength["危机"])
+        elif max(strength.values()) >= rule.cue_major:
+            key = (1, max(strength.values()))
+        else:
+            continue
+        if best is None or key > best[:2]:
+            best = (*key, (start, end))
+    if best is None:
+        return None
+    rank, value, (start, end) = best
+    return {"text": doc.text[start:end], "start": start, "end": end, "grade": "危机" if rank == 2 else "重点",
+            "strength": round(value, 3)}
