@@ -200,4 +200,5 @@ def test_counted_groups_need_people_and_more_than_one_household():
     assert find_groups("三百多户")[0][2] >= 300
     assert find_groups("十几个人") and find_groups("11名工人")
     assert not find_groups("三个月") and not find_groups("两个人") and not find_groups("两家公司") \
-        and not find_groups("一家三口") and not find_groups("我们2户")
+        and not find_groups("一家三口") and not find_groups("我们2户") and not find_groups("l5车主") \
+        and not find_groups("编号a5041客户")

@@ -190,6 +190,8 @@ def find_groups(norm: str) -> list[tuple[int, int, float]]:
     """Counted groups of people: ``(start, end, how many people)``; households count as three."""
     out = []
     for m in GROUP_COUNT.finditer(norm):
+        if m.start() and norm[m.start() - 1].isascii() and norm[m.start() - 1].isalnum():
+            continue                      # part of a code or a model name (l5车主, 编号5041客户)
         unit, who = m.group("unit"), m.group("who1") or m.group("who2")
         if unit in (None, "个", "名", "位", "口") and who is None:
             continue                      # 三个月, 两名 …: no people named
