@@ -22,7 +22,6 @@ and the encoder, and refuses with a :class:`BundleError` naming the file and the
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -38,8 +37,11 @@ import numpy as np
 from triage.cases import CaseIndex
 from triage.config import TrainConfig
 from triage.encoder.base import Encoder
-from triage.errors import BundleError
+from triage.encoder.finetuned import FineTunedEncoder, fine_tunable
+from triage.errors import BundleError, EncoderError
 from triage.lexicon import Lexicons
+from triage.paths import sha256_file
+from triage.pipeline import DEFAULT_MAX_CHARS, TriageModel
 from triage.retrieval import HybridIndex, RetrievalParams
 
 log = logging.getLogger(__name__)
@@ -65,14 +67,6 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def encoder_identity(encoder: Encoder) -> dict:
@@ -195,8 +189,6 @@ def check_encoder(manifest: dict, encoder: Encoder, bundle: Path, user: str = "t
 
 def load_bundle(bundle: str | Path, encoder: Encoder, max_chars: int | None = None):
     """Load a verified bundle into a :class:`~triage.pipeline.TriageModel` using ``encoder``."""
-    from triage.pipeline import DEFAULT_MAX_CHARS, TriageModel
-
     bundle = Path(bundle)
     manifest = verify_bundle(bundle)
     check_encoder(manifest, encoder, bundle)
@@ -220,8 +212,6 @@ def load_head_encoders(bundle: Path, manifest: dict, encoder: Encoder) -> dict[s
     """The fine-tuned encoders of a bundle's few-shot heads (none for most bundles). They are
     built on the base e5 folder of ``encoder``, so a service running another encoder refuses
     the bundle (``BUNDLE_ENCODER``)."""
-    from triage.encoder.finetuned import FineTunedEncoder, fine_tunable
-    from triage.errors import EncoderError
 
     out: dict[str, Encoder] = {}
     for name, entry in manifest.get("head_encoders", {}).items():

@@ -6,6 +6,7 @@ the service's other settings live in ``api.settings``.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -39,3 +40,12 @@ def shared_data_dir(explicit: str | Path | None = None, required: bool = True) -
         raise DataError("SHARED_DATA_MISSING", f"the public data folder {path} is not there; give "
                         "--data-root or set TRIAGE_SHARED_DATA")
     return None
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

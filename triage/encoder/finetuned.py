@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from triage.bundle import sha256_file
 from triage.encoder.base import Encoder
 from triage.encoder.e5 import E5Encoder
 from triage.errors import EncoderError
+from triage.paths import sha256_file
 
 FROZEN = "word_embeddings"        # the parameters fine-tuning does not touch (and bundles do not store)
 
