@@ -125,3 +125,14 @@ def test_training_is_deterministic(small_corpus, test_encoder, tmp_path, tiny_bu
     texts = ["刹车失灵", "客服态度差，没人回复"]
     assert load_bundle(again, test_encoder).triage(texts)[0]["severity"] == \
         load_bundle(tiny_bundle, test_encoder).triage(texts)[0]["severity"]
+
+
+def test_an_unfitted_head_says_so():
+    import numpy as np
+    from triage.errors import InputError
+    from triage.heads import Head
+    head = Head("severity")
+    assert head.name == "severity" and not hasattr(head, "classes_")      # __init__ only stores its arguments
+    with pytest.raises(InputError, match="not fitted") as exc:
+        head.predict_proba(np.zeros((1, 3)))
+    assert exc.value.code == "HEAD_NOT_FITTED"

@@ -93,7 +93,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "HEAD_ONE_CLASS": (422, "a head's labels hold a single class"),
     "HEAD_SHAPE": (422, "a head's features and labels differ in number"),
     "HEAD_BAD_WEIGHTS": (422, "a head's sample weights are not positive numbers, one per row"),
-    "HEAD_NOT_FITTED": (500, "a head was used before fit()"),
+    "HEAD_NOT_FITTED": (422, "a head was used before fit()"),
     "FIT_NO_TEXTS": (422, "features were fitted on no text"),
     "FEATURES_SHAPE": (422, "texts and embeddings differ in number"),
     "FINETUNE_SHAPE": (422, "fine-tuning texts and labels differ in number"),

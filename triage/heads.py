@@ -282,11 +282,17 @@ class Head:
         res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
         return float(np.exp(res.x))
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise InputError("HEAD_NOT_FITTED", f"head {self.name!r} is not fitted yet: call fit(X, y) first")
+
     def predict_proba(self, X) -> NDArray[np.float64]:
         """``(n, n_classes)`` calibrated probabilities, columns in ``classes_`` order."""
+        self._check_fitted()
         return _softmax(self._scores(X) / self.temperature_)
 
     def coef_for(self, class_index: int) -> NDArray:
+        self._check_fitted()
         coef = self.model_.coef_
         if coef.shape[0] == 1:           # binary
             return coef[0] if class_index == 1 else -coef[0]
