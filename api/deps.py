@@ -1,15 +1,17 @@
-"""Dependencies shared by the routers: the settings, and each piece of loaded state or a 503
-(``MODEL_NOT_READY``) while the service is still starting."""
+"""Dependencies shared by the routers: the settings, each piece of loaded state or a 503
+(``MODEL_NOT_READY``) while the service is still starting, and the caller (``PrincipalDep``,
+from :mod:`api.auth`; ``require(role)`` guards a router or a route)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from api.auth import PrincipalDep, require
 from api.errors import ApiError
 from api.settings import Settings
 from triage.pipeline import TriageModel
-from triage.store import CaseStore, PredictionLog
+from triage.store import CaseFollower, CaseStore, IdempotencyStore, PredictionLog
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,9 +30,16 @@ def _state(name: str, what: str):
 
 get_model = _state("model", "model")
 get_store = _state("store", "knowledge base")
+get_follower = _state("follower", "knowledge-base index")
 get_predictions = _state("predictions", "prediction record")
+get_idempotency = _state("idempotency", "idempotency record")
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[TriageModel, Depends(get_model)]
 StoreDep = Annotated[CaseStore, Depends(get_store)]
+FollowerDep = Annotated[CaseFollower, Depends(get_follower)]
 PredictionsDep = Annotated[PredictionLog, Depends(get_predictions)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
+
+__all__ = ["SettingsDep", "ModelDep", "StoreDep", "FollowerDep", "PredictionsDep", "IdempotencyDep", "PrincipalDep",
+           "require"]

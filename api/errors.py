@@ -14,7 +14,10 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.observe import REQUEST_ID
 
 from triage.errors import CATALOGUE, TriageError, status_for
 
@@ -95,13 +98,45 @@ def install(app: FastAPI) -> None:
         return error_response(exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_REQUEST")
-        return error_response(code, str(exc.detail), status=exc.status_code, headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            return error_response("METHOD_NOT_ALLOWED", f"{request.method} is not allowed here; allowed: "
+                                  f"{', '.join(allowed)}", status=405, headers=headers)
+        if exc.status_code == 400:       # FastAPI could not read the body (e.g. nested too deep)
+            return error_response("INVALID_JSON", "the request body could not be decoded as JSON", headers=headers)
+        code = {404: "NOT_FOUND"}.get(exc.status_code, "INVALID_REQUEST")
+        return error_response(code, str(exc.detail), status=exc.status_code, headers=headers or None)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        log.error("database error on %s %s: %s", request.method, _route(request), type(exc.orig).__name__)
+        return error_response("DATABASE_BUSY", "the database cannot be reached or is locked right now; nothing "
+                              "was changed, retry shortly", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        log.error("unexpected error on %s %s (request %s): %s", request.method, request.url.path, rid,
-                  type(exc).__name__, exc_info=exc)
+        rid = REQUEST_ID.get() or uuid.uuid4().hex
+        log.error("unexpected error on %s %s: %s", request.method, _route(request), type(exc).__name__,
+                  exc_info=exc)
         return error_response("INTERNAL_ERROR", f"an unexpected error occurred; quote request id {rid}")
+
+
+def _route(request: Request) -> str:
+    return getattr(request.scope.get("route"), "path", None) or "unmatched"
+
+
+def allowed_methods(app, scope) -> list[str]:
+    """Every method some route of ``app`` answers for this path (for the ``Allow`` header)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "__none__"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

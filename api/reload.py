@@ -1,10 +1,20 @@
-"""Swapping the served bundle at run time (the admin route and the optional CURRENT watcher)."""
+"""Which bundle the service serves: reloads as database-recorded decisions that every worker
+follows, and the optional ``models/CURRENT`` watcher.
+
+A reload (``POST /v1/admin/reload``, or the watcher) loads and verifies the bundle beside the
+served one, records the decision in the database (``bundle_decisions``), then swaps it in with
+one assignment; requests already running finish on the model they started with. Every other
+worker sees the decision within ``TRIAGE_SYNC_SECONDS`` (:mod:`api.sync`) and loads the same
+bundle folder. A bundle that cannot be loaded leaves the served one in place (409), and nothing
+is recorded. Messages name bundles, never the server's folders.
+"""
 from __future__ import annotations
 
 import logging
 import threading
 from pathlib import Path
 
+from api import metrics
 from api.errors import ApiError
 from triage.errors import TriageError
 
@@ -17,7 +27,9 @@ RELOAD_STATUS = 409
 
 def scrub_paths(message: str, models_dir: Path) -> str:
     """A bundle error's message with the server's folders left out (callers see bundle names)."""
-    return message.replace(str(Path(models_dir).resolve()) + "/", "").replace(str(models_dir) + "/", "")
+    for folder in {str(Path(models_dir).resolve()), str(models_dir)}:
+        message = message.replace(folder + "/", "").replace(folder, "models")
+    return message
 
 
 def bundle_to_serve(settings, name: str | None = None) -> Path | None:
@@ -28,12 +40,18 @@ def bundle_to_serve(settings, name: str | None = None) -> Path | None:
     return settings.bundle or current_bundle(settings.models_dir)
 
 
-def reload_model(app, name: str | None = None) -> dict:
-    """Load the bundle and swap it in; the knowledge-base index (the database's cases) and the
-    encoder are kept. Raises ApiError 409 when the bundle cannot be served."""
+def served_bundle(model) -> str:
+    """The folder name of the bundle ``model`` was loaded from."""
+    return Path(model.meta.get("path", "")).name if model is not None else ""
+
+
+def reload_model(app, name: str | None = None, decided_by: str = "admin", record: bool = True) -> dict:
+    """Load the bundle (``name``, else ``settings.bundle`` or models/CURRENT), record the
+    decision (``record``) and swap it in; the knowledge-base index and the encoder are kept.
+    Raises ApiError 409 when the bundle cannot be served."""
     from triage.bundle import load_bundle
 
-    with _LOCK:                                  # one reload at a time
+    with _LOCK:                                  # one reload at a time in this process
         old = app.state.model
         if old is None:
             raise ApiError("MODEL_NOT_READY", "no model is loaded yet; retry shortly")
@@ -46,11 +64,22 @@ def reload_model(app, name: str | None = None) -> dict:
             new = load_bundle(path, old.encoder, max_chars=settings.max_text_chars)
         except TriageError as exc:
             raise ApiError(exc.code, f"kept serving {old.version}: {scrub_paths(exc.message, settings.models_dir)}",
-                           status=RELOAD_STATUS) from exc
+                           status=RELOAD_STATUS) from None
+        serving = getattr(app.state, "serving", None)
+        if record and serving is not None:
+            latest = serving.latest()
+            if latest is not None and latest["bundle"] == path.name:
+                app.state.decision = latest
+            else:
+                seq = serving.decide(path.name, new.version, decided_by)
+                app.state.decision = {"seq": seq, "bundle": path.name, "model_version": new.version}
+            metrics.BUNDLE_DECISION.set(app.state.decision["seq"])
         new.cases = old.cases                    # the database is the source of truth for cases
         app.state.model = new                    # one assignment: in-flight requests keep `old`
-        log.info("reloaded: now serving %s (was %s)", new.version, old.version)
-        return {"model_version": new.version, "previous_version": old.version, "changed": new.version != old.version}
+        log.info("reloaded: now serving %s (was %s)", new.version, old.version,
+                 extra={"bundle": path.name, "decided_by": decided_by})
+        return {"model_version": new.version, "previous_version": old.version, "changed": new.version != old.version,
+                "bundle": path.name, "decision": (getattr(app.state, "decision", None) or {}).get("seq")}
 
 
 class CurrentWatcher:
@@ -76,8 +105,9 @@ class CurrentWatcher:
             try:
                 model = self.app.state.model
                 path = current_bundle(self.app.state.settings.models_dir)
-                served = Path(model.meta.get("path", "")).name if model is not None else None
-                if model is not None and path is not None and path.name != served:
-                    reload_model(self.app)
+                if model is not None and path is not None and path.name != served_bundle(model):
+                    reload_model(self.app, decided_by="current-watcher")
             except (ApiError, TriageError, OSError) as exc:
-                log.error("CURRENT watcher: %s", getattr(exc, "message", exc))
+                log.error("CURRENT watcher: %s", getattr(exc, "message", type(exc).__name__))
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive a database hiccup
+                log.error("CURRENT watcher: %s", type(exc).__name__)

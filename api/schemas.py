@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
@@ -27,6 +28,21 @@ def _text(v: str) -> str:
 
 
 Text = Annotated[StrictStr, AfterValidator(_text)]
+
+
+def _case_id(v: str) -> str:
+    """Case ids are compared after NFKC normalisation (``ｋｂ-a-0001`` is ``kb-a-0001``)."""
+    v = unicodedata.normalize("NFKC", v)
+    if not v or len(v) > 200 or any(ch.isspace() or ch == "/" for ch in v):
+        raise PydanticCustomError("invalid_value", "a case_id is 1-200 characters without spaces or '/' "
+                                  "(after NFKC normalisation)")
+    return v
+
+
+CaseId = Annotated[StrictStr, AfterValidator(_case_id)]
+# Case fields that reach answers and reply drafts: capped by TRIAGE_MAX_CASE_FIELD_CHARS in the
+# route; the schema holds the setting's own upper bound.
+CaseField = Annotated[StrictStr, Field(max_length=100_000)]
 
 
 class TriageRequest(BaseModel):
@@ -118,17 +134,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse}
 
 class CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    case_id: StrictStr = Field(..., min_length=1, max_length=200, pattern=r"^[^/\s]+$")
+    case_id: CaseId = Field(..., description="1-200 characters without spaces or '/'; NFKC-normalised")
     text: Text
     complaint_type: StrictStr | None = Field(None, max_length=100)
     severity: Grade | None = None
-    finding: StrictStr | None = None
-    resolution: StrictStr | None = None
-    response: StrictStr | None = None
+    finding: CaseField | None = None
+    resolution: CaseField | None = None
+    response: CaseField | None = Field(None, description="the reply; links and contact details are taken out of "
+                                       "reply drafts unless the case is approved")
     outcome: Outcome | None = None
     industry: StrictStr | None = Field(None, max_length=100)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(None, description="at most TRIAGE_MAX_CASE_FIELD_CHARS as JSON")
     date: datetime.date | None = None
+    approved: bool | None = Field(None, description="a person checked the reply: its links and contact details "
+                                  "may pass into reply drafts")
 
 
 class CasesRequest(BaseModel):
@@ -168,11 +187,9 @@ class Corrections(BaseModel):
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"prediction_id": "p-3f2c…", "corrections": {"severity": "危机"}, "reviewer": "zhang.wei",
-         "reason": "刹车失灵发生在高速上"}]})
+        {"prediction_id": "p-3f2c…", "corrections": {"severity": "危机"}, "reason": "刹车失灵发生在高速上"}]})
     prediction_id: StrictStr = Field(..., min_length=1, max_length=40)
     corrections: Corrections
-    reviewer: StrictStr = Field(..., min_length=1, max_length=200)
     reason: StrictStr | None = Field(None, max_length=2000)
 
 
@@ -188,5 +205,5 @@ class FeedbackResponse(BaseModel):
 
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    bundle: StrictStr | None = Field(None, max_length=200, pattern=r"^[^/\\]+$",
+    bundle: StrictStr | None = Field(None, max_length=200, pattern=r"^[^/\\]*[^/\\.][^/\\]*$",
                                      description="a bundle folder name in the models folder; default: models/CURRENT")

@@ -4,6 +4,8 @@ tests marked ``slow`` — the real e5-small encoder built once per session."""
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,71 @@ def _subset(files: list[Path], per_file: int) -> list[dict]:
 def _private_database(tmp_path, monkeypatch):
     """Every test gets its own knowledge-base database (never the project's var/)."""
     monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'kb.db'}")
+
+
+# PostgreSQL for the tests: $TRIAGE_TEST_DATABASE_URL, else the local server (trust auth). Each
+# test gets a schema of its own, dropped afterwards, so parallel runs and other users of the
+# server never see each other's rows.
+PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pg_base_url() -> str:
+    return os.environ.get("TRIAGE_TEST_DATABASE_URL") or PG_DEFAULT_URL
+
+
+def _pg_conninfo(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str | None:
+    """The PostgreSQL base URL when a server answers there, else None (its tests skip)."""
+    import psycopg
+    try:
+        psycopg.connect(_pg_conninfo(pg_base_url()), connect_timeout=3).close()
+    except Exception:  # noqa: BLE001 - unreachable: the PostgreSQL variants skip with the reason
+        return None
+    return pg_base_url()
+
+
+def pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+class PgSchema:
+    """A fresh schema on the test server; ``url`` points at it (search_path)."""
+
+    def __init__(self, base: str) -> None:
+        import psycopg
+        self.base, self.name = base, f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(_pg_conninfo(base), autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {self.name}")
+        self.url = pg_schema_url(base, self.name)
+
+    def drop(self) -> None:
+        import psycopg
+        from triage.db import dispose
+        dispose(self.url)
+        with psycopg.connect(_pg_conninfo(self.base), autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh, empty database: SQLite in the test's folder, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'triage.db'}"
+        return
+    base = request.getfixturevalue("pg_server")
+    if base is None:
+        from triage.db import mask_url
+        pytest.skip(f"PostgreSQL is not reachable at {mask_url(pg_base_url())}: start it or set "
+                    "TRIAGE_TEST_DATABASE_URL (CI runs these)")
+    schema = PgSchema(base)
+    yield schema.url
+    schema.drop()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from api.settings import Settings
 
 
 @pytest.fixture
-def client(model, tmp_path):
-    app = create_app(Settings(models_dir=tmp_path, max_text_chars=300), loader=lambda s: model)
+def client(model, tmp_path, db_url):
+    app = create_app(Settings(models_dir=tmp_path, max_text_chars=300, database_url=db_url), loader=lambda s: model)
     with TestClient(app) as c:
         yield c
 

@@ -21,8 +21,8 @@ CASES = [
 
 
 @pytest.fixture
-def app_factory(tiny_bundle, test_encoder, tmp_path):
-    url = f"sqlite:///{tmp_path / 'cases.db'}"
+def app_factory(tiny_bundle, test_encoder, tmp_path, db_url):
+    url = db_url
 
     def make():
         return create_app(Settings(models_dir=tmp_path, database_url=url),

@@ -166,17 +166,21 @@ def test_promote_command_refuses_a_bundle_outside_the_models_folder(tiny_bundle,
 @pytest.fixture
 def served(three_bundles, test_encoder, tmp_path):
     models, names = three_bundles
-    settings = Settings(models_dir=models, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", encoder="hashing-test",
-                        admin_token="s3cret")
-    return create_app(settings, loader=lambda s: load_bundle(current_bundle(models), test_encoder)), models, names
+    settings = Settings(models_dir=models, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", encoder="hashing-test")
+    from triage.keys import KeyStore
+    keys = KeyStore(settings.database_url)
+    tokens = {"admin": keys.create("ops", "admin"), "intake": keys.create("desk", "intake")}
+    return create_app(settings, loader=lambda s: load_bundle(current_bundle(models), test_encoder)), models, names, tokens
 
 
 def test_reload_swaps_the_bundle_without_failing_requests(served):
-    app, models, (a, b, c) = served
-    auth = {"Authorization": "Bearer s3cret"}
-    with TestClient(app) as client:
+    app, models, (a, b, c), tokens = served
+    auth = {"Authorization": f"Bearer {tokens['admin']}"}
+    desk = {"Authorization": f"Bearer {tokens['intake']}"}
+    with TestClient(app, headers=desk) as client:
         assert client.get("/v1/model").json()["model_version"] == a
-        assert client.post("/v1/admin/reload").status_code == 401
+        assert client.post("/v1/admin/reload", headers={"Authorization": ""}).status_code == 401
+        assert client.post("/v1/admin/reload").status_code == 403
         set_current(models, b)
         errors, stop = [], threading.Event()
 
@@ -190,7 +194,9 @@ def test_reload_swaps_the_bundle_without_failing_requests(served):
         r = client.post("/v1/admin/reload", headers=auth)
         stop.set()
         t.join()
-        assert r.status_code == 200 and r.json() == {"model_version": b, "previous_version": a, "changed": True}
+        assert r.status_code == 200, r.text
+        assert {k: r.json()[k] for k in ("model_version", "previous_version", "changed")} == \
+            {"model_version": b, "previous_version": a, "changed": True}
         assert errors == []
         assert client.post("/v1/triage", json={"text": "快递丢了"}).json()["model_version"] == b
         bad = client.post("/v1/admin/reload", headers=auth, json={"bundle": "no-such-bundle"})

@@ -48,7 +48,21 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "PREDICTION_STORE_UNAVAILABLE": (503, "the prediction record could not be written; nothing was answered"),
     "FEEDBACK_STORE_UNAVAILABLE": (503, "the feedback could not be stored; nothing was recorded"),
     "CASE_STORE_UNAVAILABLE": (503, "the knowledge base could not be written; nothing was changed"),
-    "ADMIN_TOKEN": (401, "an admin route was called without the admin token"),
+    "DATABASE_BUSY": (503, "the database is locked or unreachable right now; nothing was changed, retry shortly"),
+    # -- identities and roles (API keys) ------------------------------------------------------
+    "AUTH_REQUIRED": (401, "the route needs 'Authorization: Bearer <API key>' and none was sent"),
+    "AUTH_INVALID": (401, "the API key is unknown, revoked or expired, or the header is malformed"),
+    "AUTH_FORBIDDEN": (403, "the API key's role may not call this route"),
+    "AUTH_RATE_LIMITED": (429, "too many failed authentication attempts from this client; wait Retry-After seconds"),
+    "KEY_NAME": (422, "an API key name is malformed"),
+    "KEY_ROLE": (422, "an API key role is not intake, supervisor or admin"),
+    "KEY_EXPIRY": (422, "an API key expiry is malformed or in the past"),
+    "KEY_EXISTS": (409, "an API key of that name exists (revoked keys keep their name)"),
+    "KEY_NOT_FOUND": (404, "no active API key has that name"),
+    "INSECURE_BINDING": (500, "a non-loopback address with no API key configured (create one, or pass --insecure)"),
+    # -- idempotent writes ------------------------------------------------------------------
+    "IDEMPOTENCY_KEY_INVALID": (422, "an Idempotency-Key header is empty, too long or not printable ASCII"),
+    "IDEMPOTENCY_KEY_REUSED": (422, "an Idempotency-Key was used before with another request"),
     "INTERNAL_ERROR": (500, "an unexpected error; the answer carries a request id to quote"),
     # -- bundles (POST /v1/admin/reload answers any of these with 409 and keeps the served one)
     "BUNDLE_NOT_FOUND": (503, "no bundle to serve (models/CURRENT is missing); run python -m training train"),

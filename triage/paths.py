@@ -18,6 +18,8 @@ MODELS_DIR = ROOT / "models"
 VAR_DIR = ROOT / "var"
 REPORTS_DIR = VAR_DIR / "reports"
 DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'triage.db'}"
+MIGRATIONS_DIR = ROOT / "migrations"       # Alembic scripts (alembic.ini beside them)
+ALEMBIC_INI = ROOT / "alembic.ini"
 
 
 def cache_dir() -> Path:

@@ -83,7 +83,7 @@ from triage.text import normalise
 
 Mode = Literal["hybrid", "dense", "bm25"]
 CASE_FIELDS = ("case_id", "text", "complaint_type", "severity", "finding", "resolution",
-               "response", "outcome", "industry", "metadata", "date")
+               "response", "outcome", "industry", "metadata", "date", "approved")
 
 
 class RetrievalParams(BaseModel):

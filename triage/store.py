@@ -1,100 +1,104 @@
-"""Durable storage (SQLAlchemy core; SQLite by default): the knowledge base, and the record of
-predictions and supervisors' feedback.
+"""Durable storage (SQLAlchemy Core; SQLite or PostgreSQL): the knowledge base and its change
+log, reload decisions, stored answers of idempotent writes, and the record of predictions and
+supervisors' feedback. The tables are defined in :mod:`triage.schema` and created and upgraded
+by Alembic migrations (:func:`triage.db.open_engine` runs them).
 
 The database is named by a URL (``TRIAGE_DATABASE_URL`` in the service, e.g.
-``sqlite:///var/triage.db`` or ``postgresql+psycopg://…``); one engine per URL is shared.
-Tables:
-
-- ``cases``: the case as JSON, its passage embedding as float32 bytes, when it was last written.
-- ``predictions``: every triage answer — id, time, model version, the caller's id and channel,
-  the answer's labels and scores as JSON, the text's sha256, and the text itself while the
-  retention setting allows (:meth:`PredictionLog.purge_texts` blanks older texts).
-- ``feedback``: a supervisor's correction of any of type/severity/emotion/intensity, with
-  reviewer, reason and time, linked to its prediction; the prediction is never modified, so
-  both the model's answer and the human decision are kept. The feedback row keeps a copy of the
-  text (when it was still retained) because corrections are training data.
+``sqlite:///var/triage.db`` or ``postgresql+psycopg://user@host/db``); one engine per URL is
+shared within a process.
 
 Every write is one transaction, committed before the call returns (SQLite: WAL journal,
-``synchronous=FULL``), so anything the service acknowledged survives a crash or restart.
+``synchronous=FULL``), so anything the service acknowledged survives a crash or restart. A
+write may also be given an open transaction (``conn``) so that something else — the stored
+answer of an idempotent request — commits with it or not at all.
+
+**Cases and their change log.** Every case write adds one ``case_changes`` row per case
+(``upsert`` or ``delete``) with an increasing ``seq``, in the same transaction and under the
+ordered write lock (:func:`triage.db.writing`), so ``seq`` order is commit order. A worker's
+in-memory index follows the log with :class:`CaseFollower`: it reads the changes after the last
+``seq`` it applied and applies the *current* rows of the cases they name, all under one lock.
+Whatever order requests race in, every index ends equal to the database. On PostgreSQL a write
+also sends ``NOTIFY triage_changes`` (delivered at commit), so followers wake up at once.
 """
 from __future__ import annotations
 
-import json
 import hashlib
+import json
+import logging
 import threading
 import uuid
+from contextlib import nullcontext as _nullcontext
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from triage import schema
+from triage.db import is_postgres, open_engine, writing
 from triage.errors import DataError
 from triage.vocab import HEAD_NAMES as CORRECTABLE
 
+log = logging.getLogger(__name__)
 
-_ENGINES: dict = {}
-_ENGINES_LOCK = threading.Lock()
+NOTIFY_CHANNEL = "triage_changes"
 
 
-def open_engine(url: str):
-    """The shared SQLAlchemy engine for ``url`` (created on first use)."""
-    from sqlalchemy import create_engine, event
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
-    with _ENGINES_LOCK:
-        if url in _ENGINES:
-            return _ENGINES[url]
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            engine = create_engine(url, future=True)
-        except Exception as exc:  # noqa: BLE001 - bad URL or missing driver
-            raise DataError("DATABASE_URL", f"cannot open database {url!r}: {exc}") from exc
-        if url.startswith("sqlite"):
-            @event.listens_for(engine, "connect")
-            def _pragmas(conn, _record):  # durable and concurrent enough for one service
-                cur = conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=FULL")
-                cur.execute("PRAGMA busy_timeout=10000")
-                cur.close()
-        _ENGINES[url] = engine
-        return engine
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:              # SQLite returns naive datetimes; they were written in UTC
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.isoformat()
+
+
+def _notify(conn) -> None:
+    if is_postgres(conn.engine):
+        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 class CaseStore:
     def __init__(self, url: str, dim: int) -> None:
-        from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, Text
-
         self.url, self.dim = url, dim
         self.engine = open_engine(url)
-        self.meta = MetaData()
-        self.cases = Table("cases", self.meta,
-                           Column("case_id", String(200), primary_key=True),
-                           Column("data", Text, nullable=False),
-                           Column("embedding", LargeBinary, nullable=False),
-                           Column("updated_at", DateTime(timezone=True), nullable=False))
-        self.meta.create_all(self.engine)
+        self.cases = schema.cases
+        self.changes = schema.case_changes
 
     def count(self) -> int:
         from sqlalchemy import func, select
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(self.cases)).scalar_one())
 
-    def upsert(self, cases: Sequence[dict], embeddings: NDArray[np.float32]) -> None:
-        from sqlalchemy import delete, insert
+    def upsert(self, cases: Sequence[dict], embeddings: NDArray[np.float32], conn=None,
+               only_if_empty: bool = False) -> tuple[int, int]:
+        """Add or replace cases (by ``case_id``) in one transaction, with one change-log row
+        each; returns ``(created, updated)``. ``only_if_empty``: write nothing unless the table
+        is empty (seeding, decided under the write lock so concurrent starters seed once)."""
+        from sqlalchemy import delete, func, insert, select
 
         if embeddings.shape != (len(cases), self.dim):
             raise DataError("CASES_SHAPE", f"expected embeddings of shape ({len(cases)}, {self.dim}), "
                             f"got {embeddings.shape}")
-        now = datetime.now(timezone.utc)
+        if not len(cases):
+            return 0, 0
+        now = _now()
         rows = [{"case_id": c["case_id"], "data": json.dumps(c, ensure_ascii=False),
                  "embedding": np.asarray(e, dtype="<f4").tobytes(), "updated_at": now}
                 for c, e in zip(cases, embeddings)]
-        with self.engine.begin() as conn:                 # one transaction for the whole batch
-            conn.execute(delete(self.cases).where(self.cases.c.case_id.in_([r["case_id"] for r in rows])))
-            conn.execute(insert(self.cases), rows)
+        ids = [r["case_id"] for r in rows]
+        with _transaction(self.engine, conn) as c:
+            if only_if_empty and c.execute(select(func.count()).select_from(self.cases)).scalar_one():
+                return 0, 0
+            existing = set(c.execute(select(self.cases.c.case_id).where(self.cases.c.case_id.in_(ids))).scalars())
+            c.execute(delete(self.cases).where(self.cases.c.case_id.in_(ids)))
+            c.execute(insert(self.cases), rows)
+            c.execute(insert(self.changes), [{"case_id": i, "op": "upsert", "changed_at": now} for i in ids])
+            _notify(c)
+        return len(ids) - len(existing), len(existing)
 
     def get(self, case_id: str) -> dict | None:
         from sqlalchemy import select
@@ -102,19 +106,159 @@ class CaseStore:
             row = conn.execute(select(self.cases.c.data).where(self.cases.c.case_id == case_id)).first()
         return None if row is None else json.loads(row[0])
 
-    def delete(self, case_id: str) -> bool:
-        from sqlalchemy import delete
-        with self.engine.begin() as conn:
-            return conn.execute(delete(self.cases).where(self.cases.c.case_id == case_id)).rowcount > 0
+    def delete(self, case_id: str, conn=None) -> bool:
+        """Delete one case (and log the change); False when there was no such case."""
+        from sqlalchemy import delete, insert
 
-    def load_all(self) -> tuple[list[dict], NDArray[np.float32]]:
-        from sqlalchemy import select
+        with _transaction(self.engine, conn) as c:
+            if c.execute(delete(self.cases).where(self.cases.c.case_id == case_id)).rowcount == 0:
+                return False
+            c.execute(insert(self.changes), [{"case_id": case_id, "op": "delete", "changed_at": _now()}])
+            _notify(c)
+        return True
+
+    def last_seq(self) -> int:
+        from sqlalchemy import func, select
         with self.engine.connect() as conn:
-            rows = conn.execute(select(self.cases.c.data, self.cases.c.embedding).order_by(self.cases.c.case_id)).all()
+            return int(conn.execute(select(func.coalesce(func.max(self.changes.c.seq), 0))).scalar_one())
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str]]:
+        """``(seq, case_id)`` of the changes after ``seq``, oldest first."""
+        from sqlalchemy import select
+        ch = self.changes
+        with self.engine.connect() as conn:
+            return [(int(s), i) for s, i in conn.execute(select(ch.c.seq, ch.c.case_id).where(ch.c.seq > seq)
+                                                         .order_by(ch.c.seq).limit(limit)).all()]
+
+    def rows(self, case_ids: Sequence[str] | None = None) -> tuple[list[dict], NDArray[np.float32]]:
+        """The stored cases (all, or those of ``case_ids`` that exist) and their embeddings."""
+        from sqlalchemy import select
+        query = select(self.cases.c.data, self.cases.c.embedding).order_by(self.cases.c.case_id)
+        if case_ids is not None:
+            query = query.where(self.cases.c.case_id.in_(list(case_ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         cases = [json.loads(d) for d, _ in rows]
         emb = np.frombuffer(b"".join(e for _, e in rows), dtype="<f4").reshape(len(rows), self.dim) \
             if rows else np.zeros((0, self.dim), np.float32)
         return cases, emb.astype(np.float32)
+
+    def load_all(self) -> tuple[list[dict], NDArray[np.float32]]:
+        return self.rows()
+
+
+class CaseFollower:
+    """Keeps one in-memory index equal to the database by applying the change log in order.
+
+    ``seq`` is the last change applied. :meth:`load` fills the index (the log position is read
+    *before* the rows, so the rows are at least that new); :meth:`catch_up` applies what came
+    since. Both run under one lock, and a request that wrote a case calls :meth:`catch_up`
+    after its commit, so its own change is searchable when it answers."""
+
+    def __init__(self, store: CaseStore, index) -> None:
+        self.store, self.index = store, index
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def load(self) -> int:
+        with self._lock:
+            seq = self.store.last_seq()
+            cases, emb = self.store.rows()
+            for case_id in [c["case_id"] for c in self.index.snapshot()[0]]:
+                self.index.remove(case_id)
+            if cases:
+                self.index.upsert(cases, emb)
+            self.seq = seq
+            return len(cases)
+
+    def catch_up(self) -> int:
+        """Apply the changes after ``seq``; returns how many change rows were read."""
+        with self._lock:
+            changes = self.store.changes_since(self.seq)
+            if not changes:
+                return 0
+            ids = list(dict.fromkeys(case_id for _, case_id in changes))
+            cases, emb = self.store.rows(ids)
+            present = {c["case_id"] for c in cases}
+            for case_id in ids:
+                if case_id not in present:
+                    self.index.remove(case_id)
+            if cases:
+                self.index.upsert(cases, emb)
+            self.seq = changes[-1][0]
+            return len(changes)
+
+
+class ServingLog:
+    """Reload decisions: which bundle folder every worker serves (the newest decision wins)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = open_engine(url)
+        self.table = schema.bundle_decisions
+
+    def decide(self, bundle: str, model_version: str, decided_by: str) -> int:
+        from sqlalchemy import insert
+        with writing(self.engine, ordered=True) as conn:
+            seq = conn.execute(insert(self.table).values(bundle=bundle, model_version=model_version,
+                                                         decided_at=_now(), decided_by=decided_by)
+                               .returning(self.table.c.seq)).scalar_one()
+            _notify(conn)
+        return int(seq)
+
+    def latest(self) -> dict | None:
+        from sqlalchemy import select
+        t = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).order_by(t.c.seq.desc()).limit(1)).mappings().first()
+        return None if row is None else {"seq": int(row["seq"]), "bundle": row["bundle"],
+                                         "model_version": row["model_version"],
+                                         "decided_at": _iso(row["decided_at"]), "decided_by": row["decided_by"]}
+
+
+class IdempotencyStore:
+    """Answers of writes sent with an ``Idempotency-Key``, per caller; each is inserted in the
+    transaction of its write, so a retry finds the answer exactly when the write committed."""
+
+    def __init__(self, url: str, keep_days: int = 7) -> None:
+        self.engine = open_engine(url)
+        self.table = schema.idempotency
+        self.keep_days = keep_days
+
+    def find(self, principal: str, key: str) -> dict | None:
+        from sqlalchemy import select
+        t = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.principal == principal, t.c.key == key)).mappings().first()
+        return None if row is None else {"route": row["route"], "request_sha256": row["request_sha256"],
+                                         "status": int(row["status"]), "body": json.loads(row["body"])}
+
+    def save(self, conn, principal: str, key: str, route: str, request_sha256: str, status: int, body) -> None:
+        from sqlalchemy import insert
+        conn.execute(insert(self.table).values(principal=principal, key=key, route=route,
+                                               request_sha256=request_sha256, status=status,
+                                               body=json.dumps(body, ensure_ascii=False), created_at=_now()))
+
+    def purge(self, now: datetime | None = None) -> int:
+        from sqlalchemy import delete
+        cutoff = (now or _now()) - timedelta(days=self.keep_days)
+        with writing(self.engine) as conn:
+            return conn.execute(delete(self.table).where(self.table.c.created_at < cutoff)).rowcount
+
+
+class _transaction:
+    """``conn`` when the caller gives an open transaction, else a new ordered write transaction."""
+
+    def __init__(self, engine, conn) -> None:
+        self.engine, self.conn, self._cm = engine, conn, None
+
+    def __enter__(self):
+        if self.conn is not None:
+            return self.conn
+        self._cm = writing(self.engine, ordered=True)
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc) if self._cm is not None else False
 
 
 # The parts of an answer kept with a prediction (not the similar cases, evidence or reply draft).
@@ -122,45 +266,15 @@ RECORDED_FIELDS = ("complaint_type", "type_candidates", "severity", "emotion", "
                    "review_reasons")
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(dt: datetime) -> str:
-    if dt.tzinfo is None:              # SQLite returns naive datetimes; they were written in UTC
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.isoformat()
-
-
 class PredictionLog:
     """Predictions and feedback. ``retention_days``: how long prediction texts are kept
     (``-1`` for ever, ``0`` never stored — only their sha256)."""
 
     def __init__(self, url: str, retention_days: int = 90) -> None:
-        from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text
-
         self.url, self.retention_days = url, retention_days
         self.engine = open_engine(url)
-        self.meta = MetaData()
-        self.predictions = Table("predictions", self.meta,
-                                 Column("prediction_id", String(40), primary_key=True),
-                                 Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-                                 Column("model_version", String(100), nullable=False),
-                                 Column("request_id", String(200)),
-                                 Column("channel", String(50)),
-                                 Column("text", Text),
-                                 Column("text_sha256", String(64), nullable=False),
-                                 Column("answer", Text, nullable=False))
-        self.feedback = Table("feedback", self.meta,
-                              Column("feedback_id", String(40), primary_key=True),
-                              Column("prediction_id", String(40), nullable=False),
-                              Column("created_at", DateTime(timezone=True), nullable=False),
-                              Column("reviewer", String(200), nullable=False),
-                              Column("reason", Text),
-                              Column("corrections", Text, nullable=False),
-                              Column("text", Text),
-                              Index("ix_feedback_prediction", "prediction_id"))
-        self.meta.create_all(self.engine)
+        self.predictions = schema.predictions
+        self.feedback = schema.feedback
         self._last_purge = 0.0
 
     def record(self, answers: Sequence[dict], texts: Sequence[str], channels: Sequence[str | None] | None = None,
@@ -179,7 +293,7 @@ class PredictionLog:
                  "answer": json.dumps({k: a.get(k) for k in RECORDED_FIELDS}, ensure_ascii=False)}
                 for pid, a, t, ch in zip(ids, answers, texts, channels)]
         if rows:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(insert(self.predictions), rows)
         self._maybe_purge()
         return ids
@@ -197,7 +311,7 @@ class PredictionLog:
         if self.retention_days < 0:
             return 0
         cutoff = (now or _now()) - timedelta(days=self.retention_days)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return conn.execute(update(self.predictions)
                                 .where(self.predictions.c.created_at < cutoff, self.predictions.c.text.is_not(None))
                                 .values(text=None)).rowcount
@@ -223,9 +337,10 @@ class PredictionLog:
         return {"feedback_id": r["feedback_id"], "prediction_id": r["prediction_id"], "created_at": _iso(r["created_at"]),
                 "reviewer": r["reviewer"], "reason": r["reason"], "corrections": json.loads(r["corrections"])}
 
-    def add_feedback(self, prediction_id: str, corrections: dict, reviewer: str, reason: str | None = None) -> dict:
-        """Record a correction of one or more fields; raises DataError for an unknown prediction
-        or an empty correction."""
+    def add_feedback(self, prediction_id: str, corrections: dict, reviewer: str, reason: str | None = None,
+                     conn=None) -> dict:
+        """Record a correction of one or more fields (in ``conn``'s transaction when given);
+        raises DataError for an unknown prediction or an empty correction."""
         from sqlalchemy import insert, select
 
         corrections = {k: v for k, v in corrections.items() if v is not None}
@@ -235,7 +350,7 @@ class PredictionLog:
         if not corrections:
             raise DataError("FEEDBACK_EMPTY", f"give at least one of {list(CORRECTABLE)} to correct")
         p = self.predictions
-        with self.engine.begin() as conn:
+        with (_nullcontext(conn) if conn is not None else writing(self.engine)) as conn:
             row = conn.execute(select(p.c.text).where(p.c.prediction_id == prediction_id)).first()
             if row is None:
                 raise DataError("PREDICTION_NOT_FOUND", f"no prediction with id {prediction_id!r}")

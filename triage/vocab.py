@@ -13,11 +13,14 @@ Grade = Literal["一般", "重点", "危机"]
 Emotion = Literal["angry", "sad", "fear", "surprise", "happy", "neutral"]
 Outcome = Literal["satisfied", "not_satisfied", "complained_again"]
 HeadName = Literal["complaint_type", "severity", "emotion", "intensity"]
+# Who may call what (docs/deployment.md): each role may do everything the roles before it may.
+Role = Literal["intake", "supervisor", "admin"]
 
 GRADES: tuple[str, ...] = get_args(Grade)            # ordinal: index order is severity order
 EMOTIONS: tuple[str, ...] = get_args(Emotion)
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 HEAD_NAMES: tuple[str, ...] = get_args(HeadName)
+ROLES: tuple[str, ...] = get_args(Role)              # ordinal: a later role includes the earlier ones
 INTENSITY_LEVELS: tuple[int, ...] = (0, 1, 2, 3, 4)
 MAX_INTENSITY = INTENSITY_LEVELS[-1]
 
@@ -34,3 +37,8 @@ LABEL_DOMAINS: dict[str, tuple[str, ...]] = {
 def grade_rank(grade: str) -> int:
     """``grade_rank("危机")`` → 2: grades compare by this rank (crisis-first rules take the higher)."""
     return GRADES.index(grade)
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """``role_allows("admin", "supervisor")`` → True: roles are ordered, a higher one includes the lower."""
+    return ROLES.index(role) >= ROLES.index(needed)

@@ -1,10 +1,14 @@
-"""Health, readiness and model description."""
+"""Health, readiness, metrics and the model description. Health, readiness and metrics need no
+key (load balancers and Prometheus call them; they carry no personal data); the model
+description needs the ``intake`` role."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import ModelDep
+from api import metrics
+from api.deps import ModelDep, require
+from api.reload import served_bundle
 
 router = APIRouter(tags=["service"])
 
@@ -14,15 +18,33 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="A model is loaded and requests can be served")
+@router.get("/readyz", summary="A model is loaded; which bundle and which case sequence this worker serves")
 def readyz(request: Request):
-    model = getattr(request.app.state, "model", None)
+    state = request.app.state
+    model = getattr(state, "model", None)
     if model is None:
         return JSONResponse({"code": "MODEL_NOT_READY", "message": "no model loaded yet"}, status_code=503)
-    return {"status": "ready", "model_version": model.version}
+    follower = getattr(state, "follower", None)
+    decision = getattr(state, "decision", None)
+    out = {"status": "ready", "model_version": model.version, "bundle": served_bundle(model),
+           "bundle_decision": decision["seq"] if decision else None,
+           "case_sequence": follower.seq if follower else None, "cases": len(model.cases),
+           "auth": "open" if state.auth.is_open() else "keys"}
+    error = getattr(state, "decision_error", None)
+    if error and (decision is None or error["seq"] > decision["seq"]):
+        out["decision_error"] = error
+    return out
 
 
-@router.get("/v1/model", summary="The bundle being served: version, labels, metrics, libraries")
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+def prometheus() -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/v1/model", dependencies=[require("intake")],
+            summary="The bundle being served: version, labels, metrics, libraries")
 def model_info(model: ModelDep) -> dict:
     m = model.meta.get("manifest", {})
     return {
