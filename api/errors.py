@@ -101,7 +101,8 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
-            allowed = allowed_methods(request.app, request.scope)
+            allowed = allowed_methods(request.app, request.url.path) or \
+                [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
             headers["Allow"] = ", ".join(allowed)
             return error_response("METHOD_NOT_ALLOWED", f"{request.method} is not allowed here; allowed: "
                                   f"{', '.join(allowed)}", status=405, headers=headers)
@@ -128,15 +129,16 @@ def _route(request: Request) -> str:
     return getattr(request.scope.get("route"), "path", None) or "unmatched"
 
 
-def allowed_methods(app, scope) -> list[str]:
-    """Every method some route of ``app`` answers for this path (for the ``Allow`` header)."""
-    from starlette.routing import Match
+def allowed_methods(app, path: str) -> list[str]:
+    """Every method the API answers at ``path``, from the OpenAPI paths (one path may be served
+    by several routes, e.g. GET and DELETE of a case, so one route's methods are not enough)."""
+    import re
 
     methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**scope, "method": "__none__"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            methods |= {m.upper() for m in operations}
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)

@@ -80,18 +80,26 @@ class PgSchema:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
 
 
+def require_pg(base: str | None) -> str:
+    """``base``, or skip the test saying why (fail instead when TRIAGE_REQUIRE_POSTGRES is set,
+    as CI does, so a missing server cannot pass unnoticed)."""
+    if base is None:
+        from triage.db import mask_url
+        why = (f"PostgreSQL is not reachable at {mask_url(pg_base_url())}: start it or set "
+               "TRIAGE_TEST_DATABASE_URL")
+        if os.environ.get("TRIAGE_REQUIRE_POSTGRES"):
+            pytest.fail(why + " (TRIAGE_REQUIRE_POSTGRES is set)")
+        pytest.skip(why)
+    return base
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty database: SQLite in the test's folder, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'triage.db'}"
         return
-    base = request.getfixturevalue("pg_server")
-    if base is None:
-        from triage.db import mask_url
-        pytest.skip(f"PostgreSQL is not reachable at {mask_url(pg_base_url())}: start it or set "
-                    "TRIAGE_TEST_DATABASE_URL (CI runs these)")
-    schema = PgSchema(base)
+    schema = PgSchema(require_pg(request.getfixturevalue("pg_server")))
     yield schema.url
     schema.drop()
 
