@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from triage.errors import InputError
 from triage.retrieval import Filters
 from triage.text import check_visible
-from triage.vocab import Emotion, Grade, Outcome
+from triage.vocab import Emotion as EmotionLabel, Grade, Outcome
 
 # A list the routes bound with a setting (TRIAGE_MAX_BATCH, TRIAGE_MAX_CASES_PER_CALL) is capped
 # here only at the settings' own upper bound, so a setting can be raised without a schema change.
@@ -181,7 +181,7 @@ class Corrections(BaseModel):
     complaint_type: StrictStr | None = Field(None, min_length=1, max_length=100,
                                              description="any type name (a deployment may bring its own taxonomy)")
     severity: Grade | None = None
-    emotion: Emotion | None = None
+    emotion: EmotionLabel | None = None
     intensity: int | None = Field(None, ge=0, le=4)
 
 

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 _ENGINES: dict = {}
 _ENGINES_LOCK = threading.Lock()
 _MIGRATED: set[str] = set()
+# How long a statement waits for a lock held by another connection before it fails (SQLite's
+# busy timeout, PostgreSQL's lock_timeout); the service then answers 503 and nothing is changed.
+LOCK_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = "triage:migrations"
 WRITE_LOCK = "triage:writes"
 
@@ -66,6 +69,8 @@ def open_engine(url: str, upgrade: bool = True):
                                 f"{type(exc).__name__}") from None
             if url.startswith("sqlite"):
                 _sqlite_pragmas(engine, event)
+            elif is_postgres(engine):
+                _postgres_settings(engine, event)
             _ENGINES[url] = engine
     if upgrade and url not in _MIGRATED:
         migrate(engine)
@@ -82,12 +87,21 @@ def _sqlite_pragmas(engine, event) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_MS)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("triage_write") else "BEGIN")
+
+
+def _postgres_settings(engine, event) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        dbapi_conn.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+        dbapi_conn.autocommit = autocommit
 
 
 def migration_lock(conn) -> None:
