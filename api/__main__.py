@@ -21,6 +21,8 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -89,6 +91,10 @@ def keys_main(argv: list[str]) -> int:
     except TriageError as exc:
         print(f"error: [{exc.code}] {exc.message}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:
+        print(f"error: cannot use the database {mask_url(url)}: {type(getattr(exc, 'orig', None) or exc).__name__}",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -99,7 +105,12 @@ def migrate_main(argv: list[str]) -> int:
     from triage.db import migrate, mask_url, open_engine
 
     url = _database_url(args.database_url)
-    print(f"{mask_url(url)}: at revision {migrate(open_engine(url, upgrade=False))}")
+    try:
+        print(f"{mask_url(url)}: at revision {migrate(open_engine(url, upgrade=False))}")
+    except SQLAlchemyError as exc:
+        print(f"error: cannot migrate {mask_url(url)}: {type(getattr(exc, 'orig', None) or exc).__name__}",
+              file=sys.stderr)
+        return 2
     return 0
 
 
