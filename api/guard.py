@@ -5,7 +5,7 @@
   bytes read pass the limit; the rest is never read.
 - **Shape**: a JSON body that is not UTF-8, not JSON, or nests deeper than ``MAX_DEPTH``
   levels is 400 ``INVALID_JSON``; a string anywhere in it holding a lone surrogate (``"\\ud800"``,
-  not valid Unicode, and not storable in a database) is 422 ``TEXT_INVALID``.
+  not valid Unicode) or a NUL character (PostgreSQL cannot store it) is 422 ``TEXT_INVALID``.
 
 The body read here is handed on unchanged to the application; after it, ``receive`` is the
 server's own again (so a route can still notice a client that went away).
@@ -30,6 +30,8 @@ def _check(value, depth: int = 0, where: str = "body") -> None:
     if isinstance(value, str):
         if any("\ud800" <= ch <= "\udfff" for ch in value):
             raise _Refused("TEXT_INVALID", f"{where} holds a lone surrogate (not valid Unicode)", 422)
+        if "\x00" in value:
+            raise _Refused("TEXT_INVALID", f"{where} holds a NUL character (U+0000), which cannot be stored", 422)
     elif isinstance(value, dict):
         for k, v in value.items():
             _check(k, depth + 1, where)

@@ -39,6 +39,8 @@ def client(make_app):
     ("/v1/cases", b'{"cases": [{"case_id": "s1", "text": "ok", "resolution": "\\ud800"}]}'),
     ("/v1/cases", b'{"cases": [{"case_id": "s1", "text": "ok", "metadata": {"k\\ud800": 1}}]}'),
     ("/v1/feedback", b'{"prediction_id": "p-x", "corrections": {"severity": "\\udc00"}}'),
+    ("/v1/triage", b'{"text": "ok\\u0000"}'),
+    ("/v1/cases", b'{"cases": [{"case_id": "s1", "text": "ok", "response": "a\\u0000b"}]}'),
 ])
 def test_a_lone_surrogate_anywhere_is_text_invalid(client, path, body):
     r = client.post(path, content=body, headers=JSON)
@@ -63,7 +65,7 @@ def test_undecodable_bodies_are_invalid_json(client, body):
     assert r.status_code == 400 and r.json()["code"] == "INVALID_JSON", r.text
 
 
-@pytest.mark.parametrize("text", ["\u200b\u200c\u200d", "\ufeff\u2060", " \u3000\t", "\x00\x01\x7f"])
+@pytest.mark.parametrize("text", ["\u200b\u200c\u200d", "\ufeff\u2060", " \u3000\t", "\x01\x02\x7f"])
 def test_invisible_only_texts_are_empty(client, text):
     r = client.post("/v1/triage", json={"text": text})
     assert r.status_code == 422 and r.json()["code"] == "TEXT_EMPTY"

@@ -30,7 +30,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "TEXT_EMPTY": (422, "a text has no visible character (only spaces, control or invisible characters)"),
     "TEXT_NOT_STRING": (422, "a text is not a string"),
     "TEXT_TOO_LONG": (413, "a text is longer than TRIAGE_MAX_TEXT_CHARS"),
-    "TEXT_INVALID": (422, "a text holds characters that are not valid Unicode (a lone surrogate)"),
+    "TEXT_INVALID": (422, "a string holds characters that are not valid Unicode (a lone surrogate) or a NUL character"),
     "TRIAGE_EXPECTS_LIST": (422, "the library's triage() was given one string instead of a list"),
     "TRIAGE_IDS": (422, "the number of ids differs from the number of texts"),
     "ENCODE_EXPECTS_LIST": (422, "an encoder was given one string instead of a list"),

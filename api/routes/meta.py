@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from api import metrics
 from api.deps import ModelDep, require
 from api.reload import served_bundle
+from api.schemas import ERRORS, ErrorResponse
 
 router = APIRouter(tags=["service"])
 
@@ -18,7 +19,7 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="A model is loaded; which bundle and which case sequence this worker serves")
+@router.get("/readyz", responses={503: {"model": ErrorResponse}}, summary="A model is loaded; which bundle and which case sequence this worker serves")
 def readyz(request: Request):
     state = request.app.state
     model = getattr(state, "model", None)
@@ -43,7 +44,7 @@ def prometheus() -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/v1/model", dependencies=[require("intake")],
+@router.get("/v1/model", dependencies=[require("intake")], responses=ERRORS,
             summary="The bundle being served: version, labels, metrics, libraries")
 def model_info(model: ModelDep) -> dict:
     m = model.meta.get("manifest", {})
