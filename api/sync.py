@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from api import metrics
 from api.errors import ApiError
@@ -26,6 +27,7 @@ class Sync:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="db-sync", daemon=True)
         self._failed_decision: int | None = None
+        self._next_listen = 0.0
 
     def start(self) -> "Sync":
         self._thread.start()
@@ -66,8 +68,10 @@ class Sync:
     def _run(self) -> None:
         listener = None
         while not self._stop.is_set():
-            if listener is None and is_postgres(self.app.state.store.engine):
+            if listener is None and is_postgres(self.app.state.store.engine) and time.monotonic() >= self._next_listen:
                 listener = self._listen()
+                if listener is None:
+                    self._next_listen = time.monotonic() + 30        # poll meanwhile; try again later
             try:
                 if listener is not None:
                     for _ in listener.notifies(timeout=self.poll, stop_after=1):

@@ -184,8 +184,9 @@ def _cmd_import_cases(args: argparse.Namespace) -> int:
     store = CaseStore(url, encoder.dim)
     for i in range(0, len(cases), 500):
         store.upsert(cases[i:i + 500], emb[i:i + 500])
-    print(f"stored {len(cases)} cases in {url} ({store.count()} in all); a running service picks them up "
-          "on restart (POST /v1/cases adds cases live)")
+    from triage.db import mask_url
+    print(f"stored {len(cases)} cases in {mask_url(url)} ({store.count()} in all); running services index them "
+          "within TRIAGE_SYNC_SECONDS (they follow the change log)")
     return 0
 
 
