@@ -12,6 +12,11 @@ a loopback address (or with ``--insecure``); the first ``keys create`` closes it
 ``TRIAGE_SYNC_SECONDS``), after which every route but health, readiness, metrics and the API
 description needs a key. A key sent while the service is open must still be valid.
 
+**Other ways in.** :func:`get_principal` returns a principal already placed on the request
+(``request.state.principal``) before it looks at the header, so another authentication method —
+a console's logged-in user, say — plugs in as a dependency or middleware that sets one
+(:class:`triage.keys.Principal` with ``kind="session"``); roles and ``require`` apply unchanged.
+
 **Failed attempts** (a malformed header or an unknown, revoked or expired key) are counted per
 client address; past ``TRIAGE_AUTH_MAX_FAILURES`` within ``TRIAGE_AUTH_WINDOW_SECONDS`` that
 client is answered 429 ``AUTH_RATE_LIMITED`` with ``Retry-After`` until the window has passed,

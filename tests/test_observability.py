@@ -26,7 +26,7 @@ def test_no_complaint_text_or_sql_parameters_in_any_log(tiny_bundle, test_encode
 
     monkeypatch.setattr(db, "LOCK_TIMEOUT_MS", 300)
     caplog.set_level(logging.DEBUG)                   # everything, SQLAlchemy's statement log included
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")      # (caplog restores both afterwards)
     app = create_app(Settings(models_dir=tmp_path, database_url=db_url),
                      loader=lambda s: load_bundle(tiny_bundle, test_encoder))
     with TestClient(app, raise_server_exceptions=False) as c:

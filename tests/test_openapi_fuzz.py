@@ -24,7 +24,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(db_url, tiny_bun
         out = subprocess.run([str(cli), "run", f"{service.url}/openapi.json", "-H", f"Authorization: Bearer {token}",
                               "-n", str(EXAMPLES), "--seed", "20", "--generation-database", "none", "--checks", CHECKS,
                               "--phases", "examples,coverage,fuzzing", "--no-color", "--request-timeout", "60"],
-                             capture_output=True, text=True, timeout=900)
+                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
         summary = out.stdout[-3000:]
         print(summary)
         assert out.returncode == 0, summary
