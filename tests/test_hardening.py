@@ -289,3 +289,16 @@ def test_the_alembic_command_upgrades_the_configured_database(tmp_path):
     assert out.returncode == 0, out.stderr
     import sqlite3
     assert sqlite3.connect(tmp_path / "cli.db").execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+
+
+def test_the_migrations_build_the_schema_the_code_uses(db_url):
+    """triage/schema.py (what the code reads and writes) and migrations/ (what makes the tables)
+    describe the same tables: a new table or column needs both."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from triage.db import open_engine
+    from triage.schema import metadata
+
+    with open_engine(db_url).connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []

@@ -70,7 +70,7 @@ class KeyStore:
         t = self.table
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.c.name, t.c.role, t.c.prefix, t.c.created_at, t.c.expires_at,
-                                       t.c.revoked_at, t.c.last_used_at).order_by(t.c.name)).mappings().all()
+                                       t.c.revoked_at).order_by(t.c.name)).mappings().all()
         now = datetime.now(timezone.utc)
         out = []
         for r in rows:
@@ -78,7 +78,7 @@ class KeyStore:
             state = "revoked" if revoked else "expired" if expires is not None and expires <= now else "active"
             out.append({"name": r["name"], "role": r["role"], "prefix": r["prefix"], "state": state,
                         **{k: _aware(r[k]).isoformat() if r[k] else None
-                           for k in ("created_at", "expires_at", "revoked_at", "last_used_at")}})
+                           for k in ("created_at", "expires_at", "revoked_at")}})
         return out
 
     def revoke(self, name: str) -> bool:

@@ -49,8 +49,7 @@ api_keys = Table("api_keys", metadata,
                  Column("prefix", String(16), nullable=False),
                  Column("created_at", DateTime(timezone=True), nullable=False),
                  Column("expires_at", DateTime(timezone=True)),
-                 Column("revoked_at", DateTime(timezone=True)),
-                 Column("last_used_at", DateTime(timezone=True)))
+                 Column("revoked_at", DateTime(timezone=True)))
 
 idempotency = Table("idempotency", metadata,
                     Column("principal", String(100), primary_key=True),

@@ -42,8 +42,7 @@ def upgrade() -> None:
                     sa.Column("prefix", sa.String(16), nullable=False),
                     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
                     sa.Column("expires_at", sa.DateTime(timezone=True)),
-                    sa.Column("revoked_at", sa.DateTime(timezone=True)),
-                    sa.Column("last_used_at", sa.DateTime(timezone=True)))
+                    sa.Column("revoked_at", sa.DateTime(timezone=True)))
     op.create_table("idempotency",
                     sa.Column("principal", sa.String(100), primary_key=True),
                     sa.Column("key", sa.String(200), primary_key=True),
