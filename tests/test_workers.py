@@ -104,6 +104,7 @@ def test_two_workers_on_postgresql_agree(pg_url, tiny_bundle, tmp_path):
     finally:
         one.stop()
         two.stop()
+    _no_text_in_logs(tmp_path)
 
 
 def test_the_workers_flag_runs_several_processes(db_url, tiny_bundle, tmp_path):
@@ -196,3 +197,11 @@ def test_acknowledged_writes_survive_kill_9(db_url, tiny_bundle, tmp_path):
                 assert _found(again.url, token, case_id)
     finally:
         again.stop()
+    _no_text_in_logs(tmp_path)
+
+
+def _no_text_in_logs(folder) -> None:
+    """The services' logs of the whole run hold no complaint text (and they did log)."""
+    logs = "".join(p.read_text(encoding="utf-8", errors="replace") for p in folder.glob("*.log"))
+    assert '"logger": "api.access"' in logs
+    assert TEXT not in logs and TEXT[:6] not in logs
