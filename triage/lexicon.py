@@ -36,7 +36,7 @@ DEGREE_WINDOW = 3
 # Words that contain a negator character but do not negate what follows (无法刹车 *is* the
 # hazard); they are masked before the negation scope is checked.
 FALSE_NEGATORS = ("无法", "没法", "不得不", "不停", "不断", "不少", "无数", "没完没了", "不管", "不仅",
-                  "不但", "无论", "别人", "别的", "非常", "非要", "未来", "不然", "不行了")
+                  "不但", "无论", "别人", "别的", "非常", "非要", "未来", "不然", "不行了", "不上", "不到")
 # A hypothetical 危机 cue is a threat: these signals then point to 重点 ("如果再不处理我就曝光").
 THREAT_TO_MAJOR = ("media", "group", "legal_action", "police", "data_leak")
 # Threats of self-harm or violence are crises in themselves and are never discounted.
