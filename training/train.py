@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from sklearn.metrics import f1_score
 
 from triage.bundle import (check_encoder, current_bundle, load_parts, read_cases, save_bundle, set_current,
                            verify_bundle)
@@ -41,7 +42,7 @@ from triage.features import FeatureBuilder
 from triage.heads import DenseBlock, Head
 from triage.lexicon import Lexicons
 from triage.paths import CORPORA, ROOT
-from triage.vocab import HEAD_NAMES, LABEL_DOMAINS
+from triage.vocab import GRADES, HEAD_NAMES, LABEL_DOMAINS
 from triage.segment import Segmenter
 from triage.severity import decide
 from training.finetune import fine_tune_encoder
@@ -240,6 +241,25 @@ def choose_crisis_threshold(y: Sequence[str], proba: np.ndarray, classes: Sequen
     return 0.05
 
 
+def choose_major_threshold(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],
+                           rule: SeverityRule) -> float:
+    """The threshold on P(重点) + P(危机) (a 0.05 grid from 0.2 to 0.8) at which the served
+    decision, with ``rule``'s crisis threshold, has the best macro-F1 on these out-of-fold
+    probabilities: once crises are found, the line between 一般 and 重点 is drawn where it
+    separates them best."""
+    if len(set(y)) < 3:
+        return rule.major_threshold
+    rows = [{str(k): float(v) for k, v in zip(classes, row)} for row in proba]
+    best, best_f1 = rule.major_threshold, -1.0
+    for t in np.round(np.arange(0.2, 0.801, 0.05), 2):
+        r = rule.model_copy(update={"major_threshold": float(t)})
+        pred = [decide(p, c, r).label for p, c in zip(rows, cues)]
+        f1 = float(f1_score(list(y), pred, average="macro", labels=list(GRADES)))
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = float(t), f1
+    return best
+
+
 def crisis_metrics(y: Sequence[str], proba: np.ndarray, classes: Sequence[str], cues: Sequence[list],
                    config: TrainConfig) -> dict:
     """危机 recall and precision of the served decision (out-of-fold probabilities + cues) and of
@@ -367,10 +387,13 @@ def train_bundle(encoder: Encoder, data: Sequence[Path], cases: Sequence[Path] |
             keep, kind = operating_rows(rows, y, head.oof_calibration_, len(records) - len(extra_records))
             t = choose_crisis_threshold([y[k] for k in keep], head.oof_proba_[keep], head.classes_,
                                         [row_cues[k] for k in keep], config.severity_rule)
-            config = config.model_copy(update={"severity_rule": config.severity_rule.model_copy(
-                update={"crisis_threshold": t})})
-            prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ "
-                      f"{config.severity_rule.target_recall} on {len(keep)} {kind})")
+            rule = config.severity_rule.model_copy(update={"crisis_threshold": t})
+            if rule.target_recall is not None:
+                rule = rule.model_copy(update={"major_threshold": choose_major_threshold(
+                    [y[k] for k in keep], head.oof_proba_[keep], head.classes_, [row_cues[k] for k in keep], rule)})
+            config = config.model_copy(update={"severity_rule": rule})
+            prog.step(f"crisis threshold {t:.2f} (out-of-fold served 危机 recall ≥ {rule.target_recall} on "
+                      f"{len(keep)} {kind}); 重点 threshold {rule.major_threshold:.2f} (best macro-F1 there)")
             crisis = crisis_metrics(y, head.oof_proba_, head.classes_, row_cues, config)
     if not crisis and base_bundle is not None:
         crisis = {**base_bundle.manifest["metrics"].get("crisis", {}), "from_base": base_bundle.path.name}
