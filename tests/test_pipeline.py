@@ -182,3 +182,16 @@ def test_a_head_with_many_examples_per_class_stays_linear():
     X, y, names = _few_shot_problem(0, per_class=80)
     head = Head("t", seed=1).fit(X, y, dense=DenseBlock(300, 316, 2.0, names))
     assert not Head.few_shot(y) and head.blend_ is None
+
+
+@pytest.mark.parametrize("text", ["外卖骑手两个小时都没送到，打电话也不接！！退款231元到现在没到账",
+                                  "刹车突然失灵，差点撞上前车，4S店说检测不出问题。。。"])
+def test_type_evidence_is_whole_words_never_punctuation_or_bare_digits(model, text):
+    [r] = model.triage([text])
+    doc = model.read([text])[0]
+    bounds = {s for _, s, _ in doc.tokens} | {e for _, _, e in doc.tokens}
+    for ev in r["evidence"]["complaint_type"]:
+        assert ev["signal"] == "type_phrase" and len(ev["text"]) >= 2
+        assert ev["start"] in bounds and ev["end"] in bounds                 # whole jieba words
+        assert any(ch.isalpha() for ch in ev["text"]), ev                    # not punctuation or digits alone
+        assert text[ev["start"]:ev["end"]] == ev["text"]

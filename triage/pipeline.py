@@ -177,8 +177,8 @@ class TriageModel:
         spread over the jieba words it covers: a word n-gram over its words, a character
         n-gram over the words its occurrences overlap, in proportion to the overlap. Words that
         carry no meaning on their own (punctuation, bare numbers, function words) get nothing;
-        the best words with a positive total are kept, and neighbours among them are merged
-        into one phrase (没 + 送到 → 没送到)."""
+        the best words with a positive total are kept, neighbours among them are merged into
+        one phrase (没 + 送到 → 没送到), and a single character left on its own is dropped."""
         fb = self.features["complaint_type"]
         row = row.tocsr()
         keep = row.indices < fb.n_lexical
@@ -221,6 +221,8 @@ class TriageModel:
         out = []
         for ph in phrases:
             s0, e0 = int(starts[ph[0]]), int(ends[ph[-1]])
+            if e0 - s0 < 2:
+                continue                  # one character alone (个, 车) says nothing to a reader
             out.append({"text": doc.text[s0:e0], "start": s0, "end": e0, "signal": "type_phrase",
                         "weight": round(float(score[ph].sum()), 3)})
         return sorted(out, key=lambda d: -d["weight"])
