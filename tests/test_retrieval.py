@@ -218,3 +218,9 @@ def test_ann_graph_follows_upserts_and_deletes():
     bank = Filters(industry="bank")                                 # every fourth case: a narrow filter
     hits = index.search("", vecs[1], 5, mode="dense", filters=bank)
     assert hits and all(h["industry"] == "bank" for h in hits)
+    live = [c for c in cases if c["case_id"] != "c390"]
+    live_vecs = np.delete(vecs, 390, axis=0)
+    for _ in range(3):                                              # every case changed three times
+        index.upsert(live, live_vecs)
+    assert len(index._ann) == 399 and not index._ann.worn()        # rebuilt when retired nodes outnumbered live ones
+    assert nearest(vecs[77]) == "c77"

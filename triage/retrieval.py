@@ -9,8 +9,8 @@ Scoring, per query:
    there on an HNSW graph (:class:`triage.ann.DenseANN`, kept in step with every upsert and
    delete) proposes the ``ann_candidates`` nearest cases and they are rescored exactly, so the
    search no longer grows with the knowledge base. A filter that leaves few cases (at most
-   ``exact_below``) is scanned exactly over those cases; a broader one asks the graph for
-   proportionally more and falls back to the exact scan if too few pass.
+   ``exact_below``) is scanned exactly over those cases; a broader one is passed to the graph,
+   which only returns cases that pass it.
 2. **Fusion** (``fusion``): ``linear`` (default) scores the union of candidates by
    ``alpha · dense + (1 − alpha) · bm25``, each min-max scaled over the candidates; ``rrf``
    uses reciprocal ranks, ``w_dense / (rrf_k + rank_dense) + w_bm25 / (rrf_k + rank_bm25)``,
@@ -121,9 +121,9 @@ class RetrievalParams(BaseModel):
     exact_below: int = Field(20_000, ge=0)        # below this many cases the dense scan is exact
     # From exact_below cases on: an HNSW graph proposes ann_candidates rows, rescored exactly.
     ann_candidates: int = Field(200, ge=10)
-    ann_connectivity: int = Field(16, ge=4, le=64)       # graph edges per node (HNSW's M)
-    ann_expansion_add: int = Field(128, ge=16)           # beam width while inserting
-    ann_expansion_search: int = Field(256, ge=16)        # beam width while searching
+    ann_connectivity: int = Field(32, ge=4, le=128)      # graph edges per node (HNSW's M)
+    ann_expansion_add: int = Field(80, ge=16)            # beam width while inserting
+    ann_expansion_search: int = Field(128, ge=16)        # beam width while searching
 
 
 class Filters(BaseModel):
@@ -224,6 +224,8 @@ class HybridIndex:
         """Keep the HNSW graph in step after an upsert: built over every live row once the index
         reaches ``exact_below`` cases, then each added or changed row is (re)inserted."""
         p = self.params
+        if self._ann is not None and self._ann.worn():
+            self._ann = None                            # mostly retired nodes: rebuild from the live rows
         if self._ann is None:
             if len(self._cases) < p.exact_below:
                 return
@@ -245,6 +247,9 @@ class HybridIndex:
             self._lexical = None
             if self._ann is not None:
                 self._ann.remove(np.array([row]))
+                if self._ann.worn():
+                    self._ann = None
+                    self._sync_ann([])
             return True
 
     def _refresh_arrays(self) -> None:
@@ -351,25 +356,15 @@ class HybridIndex:
         first, with their scores."""
         p = self.params
 
-        def masked(scores: NDArray) -> NDArray:
-            return scores if mask is None else np.where(mask, scores, -np.inf)
-
         if self._ann is None:
-            scores = masked(self._emb @ vector)
+            scores = self._emb @ vector
+            scores = scores if mask is None else np.where(mask, scores, -np.inf)
             top = _top(scores, p.candidates, all_finite=mask is None)
             return top, scores[top]
         want = max(p.ann_candidates, p.candidates)
-        if mask is not None:
-            allowed = int(mask.sum())
-            if allowed <= max(p.exact_below, want):            # a narrow filter: scan just its rows
-                return self._exact_among(np.flatnonzero(mask), vector)
-            want = int(min(want * len(self) / allowed, 8 * want))   # ask for more; some will not pass
-        rows = self._ann.search(vector, want)
-        if mask is not None:
-            rows = rows[mask[rows]]
-            if len(rows) < p.candidates:                        # too few passed: exact after all
-                return self._exact_among(np.flatnonzero(mask), vector)
-        return self._exact_among(rows, vector)
+        if mask is not None and int(mask.sum()) <= max(p.exact_below, want):
+            return self._exact_among(np.flatnonzero(mask), vector)     # a narrow filter: scan its rows
+        return self._exact_among(self._ann.search(vector, want, mask), vector)
 
     def _exact_among(self, rows: NDArray[np.int64], vector: NDArray[np.float32]) -> tuple[NDArray[np.int64], NDArray]:
         """The best ``candidates`` of ``rows`` by exact dense score, best first, with the scores."""
