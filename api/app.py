@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None,
         metrics.CASE_SEQUENCE.set(app.state.follower.seq)
         sync = Sync(app, settings.sync_seconds).start()
         app.state.batcher = MicroBatcher(triage.batch_processor(app), window=settings.batch_window_ms / 1000,
-                                         max_batch=settings.max_batch, max_in_flight=settings.max_in_flight,
+                                         max_batch=settings.batch_max_texts, max_in_flight=settings.max_in_flight,
                                          retry_after=settings.retry_after_seconds).start()
         watcher = CurrentWatcher(app, settings.watch_current_seconds).start() if settings.watch_current_seconds else None
         if app.state.auth.is_open():
