@@ -82,6 +82,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "ENCODER_UNKNOWN": (503, "no encoder of that name"),
     "ENCODER_LOAD_FAILED": (503, "the encoder could not be built or loaded"),
     "ENCODER_BAD_BACKEND": (503, "TRIAGE_ENCODER_BACKEND names no known backend"),
+    "ENCODER_BAD_PRECISION": (503, "TRIAGE_ENCODER_PRECISION names no known precision, or int8 was asked of torch"),
     "ENCODER_ONNX_BUILD_FAILED": (503, "the ONNX export of the encoder failed"),
     "ENCODER_FT_MISSING": (503, "a fine-tuned head encoder's weights are missing"),
     "ENCODER_FT_BAD": (503, "a fine-tuned head encoder's weights are unreadable or do not fit"),
