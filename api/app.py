@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Callable
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from api import errors, metrics
 from api.guard import BodyGuard
@@ -85,6 +86,9 @@ def create_app(settings: Settings | None = None,
         from triage.keys import KeyStore
         from triage.store import IdempotencyStore, PredictionLog, ServingLog
 
+        # BLAS work here is small (fusion, heads) and runs beside the encoder's own threads:
+        # one BLAS thread avoids threads waiting on each other for cores that are busy
+        threadpool_limits(limits=1, user_api="blas")
         url = settings.database_url
         serving = ServingLog(url)                        # opening the engine migrates the database
         decision = serving.latest()

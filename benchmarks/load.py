@@ -54,7 +54,8 @@ async def drive(base: str, texts: list[str], clients: int, total: int) -> dict:
             if r.status_code == 200:
                 latencies.append(time.perf_counter() - t0)
 
-    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
+    # idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s) closes them
+    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=600, limits=limits) as c:
         t0 = time.perf_counter()
         await asyncio.gather(*(client(c) for _ in range(clients)))
@@ -78,7 +79,11 @@ def run_levels(bundle: Path | None, env: dict[str, str], texts: list[str], level
                 r = c.post(f"{base}/v1/triage", json={"text": t})
                 if r.status_code != 200:
                     raise SystemExit(f"warm-up answered {r.status_code}: {r.text}")
-        return [asyncio.run(drive(base, texts, n, max(requests, 2 * n))) for n in levels]
+        rows = []
+        for n in levels:
+            rows.append(asyncio.run(drive(base, texts, n, max(requests, 2 * n))))
+            print(f"  {env or 'default'}: {n} clients: {rows[-1]['req_per_s']:.1f} req/s", flush=True)
+        return rows
 
 
 def main(argv: list[str] | None = None) -> int:
