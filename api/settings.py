@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # SERVICE_OVERLOADED and Retry-After: retry_after_seconds.
     batch_window_ms: float = Field(5.0, ge=0, le=1000)
     batch_max_texts: int = Field(64, ge=1, le=1024)       # texts per gathered batch (1: no batching)
-    max_in_flight: int = Field(256, ge=1, le=100_000)
+    max_in_flight: int = Field(128, ge=1, le=100_000)
     retry_after_seconds: int = Field(1, ge=1, le=3600)
 
     def limits(self) -> dict[str, int]:
