@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Callable
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from api import errors, metrics
 from api.guard import BodyGuard
 from api.observe import Observe
+from api.batcher import MicroBatcher
 from api.routes import admin, cases, feedback, meta, triage
 from api.settings import Settings
 from triage.bundle import current_bundle, load_bundle
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None,
         from triage.keys import KeyStore
         from triage.store import IdempotencyStore, PredictionLog, ServingLog
 
+        # BLAS work here is small (fusion, heads) and runs beside the encoder's own threads:
+        # one BLAS thread avoids threads waiting on each other for cores that are busy
+        threadpool_limits(limits=1, user_api="blas")
         url = settings.database_url
         serving = ServingLog(url)                        # opening the engine migrates the database
         decision = serving.latest()
@@ -106,6 +111,9 @@ def create_app(settings: Settings | None = None,
         metrics.CASE_INDEX_SIZE.set(len(model.cases))
         metrics.CASE_SEQUENCE.set(app.state.follower.seq)
         sync = Sync(app, settings.sync_seconds).start()
+        app.state.batcher = MicroBatcher(triage.batch_processor(app), window=settings.batch_window_ms / 1000,
+                                         max_batch=settings.batch_max_texts, max_in_flight=settings.max_in_flight,
+                                         retry_after=settings.retry_after_seconds).start()
         watcher = CurrentWatcher(app, settings.watch_current_seconds).start() if settings.watch_current_seconds else None
         if app.state.auth.is_open():
             log.warning("no API key is configured: every caller is treated as the local admin "
@@ -116,7 +124,8 @@ def create_app(settings: Settings | None = None,
         if watcher:
             watcher.stop()
         sync.stop()
-        for name in ("model", "store", "follower", "predictions", "idempotency"):
+        await app.state.batcher.stop()
+        for name in ("batcher", "model", "store", "follower", "predictions", "idempotency"):
             setattr(app.state, name, None)
 
     app = FastAPI(title="Complaint triage service", version="0.1.0", lifespan=lifespan,
@@ -127,6 +136,7 @@ def create_app(settings: Settings | None = None,
     app.state.settings = settings
     app.state.model = None
     app.state.auth = None
+    app.state.batcher = None
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(triage.router)

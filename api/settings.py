@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     # Logs: one JSON object a line (False: plain text, for a terminal).
     json_logs: bool = True
 
+    # Micro-batching (api/batcher.py): concurrent triage requests gathered for at most
+    # batch_window_ms milliseconds (up to batch_max_texts texts) into one encode; past
+    # max_in_flight texts queued or being computed a request is refused with 503
+    # SERVICE_OVERLOADED and Retry-After: retry_after_seconds.
+    batch_window_ms: float = Field(5.0, ge=0, le=1000)
+    batch_max_texts: int = Field(64, ge=1, le=1024)       # texts per gathered batch (1: no batching)
+    max_in_flight: int = Field(128, ge=1, le=100_000)
+    retry_after_seconds: int = Field(1, ge=1, le=3600)
+
     def limits(self) -> dict[str, int]:
         """The limits route summaries and schemas quote (``{max_batch}`` and so on)."""
         return {"max_batch": self.max_batch, "max_text_chars": self.max_text_chars,

@@ -40,10 +40,10 @@ def test_a_case_finds_itself(segmenter, kb, mode):
         assert hits[0]["case_id"] == case["case_id"], mode
 
 
-def test_two_stage_dense_scan_agrees_with_the_exact_scan(segmenter, kb):
+def test_ann_dense_scan_agrees_with_the_exact_scan(segmenter, kb):
     cases, enc, _ = kb
     exact = make(segmenter, kb)
-    staged = make(segmenter, kb, exact_below=0, reduced_dims=64, rerank=100)
+    staged = make(segmenter, kb, exact_below=0, ann_candidates=20)
     agree = 0
     for case in cases[:30]:
         v = enc.encode([case["text"][:20]])[0]
@@ -189,3 +189,38 @@ def test_type_agreement_shares(segmenter):
     # the best three are a (甲, 0.5), b (乙, 0.3), c (untyped, left out): shares 甲 0.625, 乙 0.375
     assert agree == pytest.approx([0.625, 0.375, 0.625 ** 2 + 0.375 ** 2, 0.625])
     assert not index._type_agreement(np.array([2]), np.array([1.0])).any()   # no typed case: no signal
+
+
+def test_ann_graph_follows_upserts_and_deletes():
+    """Past exact_below the graph answers the dense side: a new case is found at once, a changed
+    vector moves its case, a deleted case is gone, and a filter still sees only its rows."""
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(400, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    cases = [{"case_id": f"c{i}", "text": f"案例{i}", "industry": "auto" if i % 4 else "bank"} for i in range(400)]
+    index = HybridIndex(Segmenter(), 32, RetrievalParams(exact_below=100, ann_candidates=20, candidates=10,
+                                                         min_similarity=-1))
+    index.upsert(cases[:300], vecs[:300])
+    assert index._ann is not None and len(index._ann) == 300
+
+    def nearest(v, **kw):
+        return index.search("", v, 1, mode="dense", **kw)[0]["case_id"]
+
+    assert [nearest(vecs[i]) for i in range(0, 300, 7)] == [f"c{i}" for i in range(0, 300, 7)]
+    index.upsert(cases[300:], vecs[300:])                        # added past the threshold
+    assert len(index._ann) == 400 and nearest(vecs[350]) == "c350"
+    index.upsert([cases[5]], vecs[390:391])                        # c5 now sits where c390 is
+    top = index.search("", vecs[390], 2, mode="dense")[0]           # the same vector: one hit, one duplicate
+    assert {top["case_id"], *top["duplicates"]} == {"c5", "c390"}
+    assert nearest(vecs[5]) != "c5"
+    assert index.remove("c390") and len(index._ann) == 399
+    assert nearest(vecs[390]) == "c5"
+    bank = Filters(industry="bank")                                 # every fourth case: a narrow filter
+    hits = index.search("", vecs[1], 5, mode="dense", filters=bank)
+    assert hits and all(h["industry"] == "bank" for h in hits)
+    live = [c for c in cases if c["case_id"] != "c390"]
+    live_vecs = np.delete(vecs, 390, axis=0)
+    for _ in range(3):                                              # every case changed three times
+        index.upsert(live, live_vecs)
+    assert len(index._ann) == 399 and not index._ann.worn()        # rebuilt when retired nodes outnumbered live ones
+    assert nearest(vecs[77]) == "c77"

@@ -1,8 +1,10 @@
-"""``python -m triage predict --bundle DIR --input IN.jsonl --output OUT.jsonl``
+"""``python -m triage predict --bundle DIR --input IN.jsonl --output OUT.jsonl [--engine ray]``
 
 Reads records ``{"id", "text"}`` (one JSON object a line) and writes one answer a line, in
 order, with the same fields as the API's ``POST /v1/triage``. A bad record is reported with
 its line number and written as ``{"id", "error": {"code", "message"}}`` so nothing else is lost.
+``--engine ray`` runs the same on Ray Data (:mod:`triage.bulk`): JSONL, CSV or Parquet in,
+JSONL or Parquet out, in the input's order.
 """
 from __future__ import annotations
 
@@ -26,8 +28,16 @@ def _predict(args: argparse.Namespace) -> int:
     if bundle is None:
         raise BundleError("BUNDLE_NOT_FOUND", f"give --bundle or create {args.models_dir}/CURRENT "
                           "(python -m training train)")
+    if args.engine == "ray":
+        from triage.bulk import predict_ray
+
+        summary = predict_ray(bundle, args.input, args.output, ray_address=args.ray_address,
+                              workers=args.workers, batch_size=args.batch_size, encoder=args.encoder,
+                              threads_per_worker=args.threads_per_worker)
+        print(f"{summary.answered} answered, {summary.rejected} rejected", file=sys.stderr)
+        return 1 if summary.rejected else 0
     model = load_bundle(bundle, get_encoder(args.encoder))
-    src = sys.stdin if str(args.input) == "-" else args.input.open(encoding="utf-8")
+    src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
     dst = sys.stdout if str(args.output) == "-" else args.output.open("w", encoding="utf-8")
     errors = done = 0
     batch: list[tuple[int, str | None, str]] = []
@@ -84,8 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("predict", help="grade a JSONL file of complaints")
     p.add_argument("--bundle", type=Path, help="bundle folder (default: models/CURRENT)")
     p.add_argument("--models-dir", type=Path, default=MODELS_DIR)
-    p.add_argument("--input", type=Path, required=True, help="JSONL with {id, text} records, or - for stdin")
-    p.add_argument("--output", type=Path, required=True, help="JSONL answers, or - for stdout")
+    p.add_argument("--input", required=True,
+                   help="JSONL with {id, text} records, or - for stdin; with --engine ray also CSV or Parquet "
+                        "with text (and id) columns, local or any path Ray reads")
+    p.add_argument("--output", type=Path, required=True,
+                   help="JSONL answers, or - for stdout; with --engine ray .jsonl or .parquet")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray Data, blocks over a pool of workers (triage/bulk.py)")
+    p.add_argument("--ray-address", help="join this Ray cluster (default: start Ray on this machine)")
+    p.add_argument("--workers", type=int, help="Ray workers (default: one per CPU Ray sees)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="encoder threads in each Ray worker")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--encoder", default="e5-small")
     p.set_defaults(func=_predict)

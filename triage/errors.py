@@ -45,6 +45,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "CASES_SHAPE": (422, "cases and their embeddings differ in number or dimension"),
     # -- service state ------------------------------------------------------------------------
     "MODEL_NOT_READY": (503, "the model, knowledge base or prediction record is not loaded yet"),
+    "SERVICE_OVERLOADED": (503, "too many texts are being triaged already; retry after the Retry-After seconds"),
+    "CLIENT_CLOSED_REQUEST": (499, "the client closed the connection before its answer; queued work was dropped"),
     "PREDICTION_STORE_UNAVAILABLE": (503, "the prediction record could not be written; nothing was answered"),
     "FEEDBACK_STORE_UNAVAILABLE": (503, "the feedback could not be stored; nothing was recorded"),
     "CASE_STORE_UNAVAILABLE": (503, "the knowledge base could not be written; nothing was changed"),
@@ -80,6 +82,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "ENCODER_UNKNOWN": (503, "no encoder of that name"),
     "ENCODER_LOAD_FAILED": (503, "the encoder could not be built or loaded"),
     "ENCODER_BAD_BACKEND": (503, "TRIAGE_ENCODER_BACKEND names no known backend"),
+    "ENCODER_BAD_PRECISION": (503, "TRIAGE_ENCODER_PRECISION names no known precision, or int8 was asked of torch"),
     "ENCODER_ONNX_BUILD_FAILED": (503, "the ONNX export of the encoder failed"),
     "ENCODER_FT_MISSING": (503, "a fine-tuned head encoder's weights are missing"),
     "ENCODER_FT_BAD": (503, "a fine-tuned head encoder's weights are unreadable or do not fit"),

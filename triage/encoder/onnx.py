@@ -26,12 +26,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from triage.encoder.pooling import mean_pooled
 from triage.errors import EncoderError
 
 log = logging.getLogger(__name__)
 
 ONNX_VERSION = "e5onnx.v1"
 FILE = "e5-mean-opt.onnx"
+INT8_FILE = "e5-mean-int8.onnx"
+INT8_VERSION = "e5int8.v2"
 
 
 def available() -> bool:
@@ -42,8 +45,6 @@ def available() -> bool:
 def _export(bert, hidden: int, heads: int, out: Path) -> None:
     import torch
     from onnxruntime.transformers import optimizer
-
-    from triage.encoder.e5 import mean_pooled
 
     class MeanBody(torch.nn.Module):
         """``BertModel`` followed by the torch backend's own mean pooling."""
@@ -111,6 +112,42 @@ def ensure_onnx(model_dir: Path, bert, fingerprint: str) -> Path:
     return folder / FILE
 
 
+def ensure_int8(fp32: Path) -> Path:
+    """The int8 copy of the optimised fp32 file ``fp32`` (built once, atomically, beside it):
+    ONNX Runtime's dynamic quantisation — weights of the matrix products stored as int8 with a
+    scale per output channel, activations quantised on the fly — so the vectors differ slightly from
+    fp32's (``benchmarks/encoder.py --quality`` measures what that costs each head)."""
+    out = fp32.with_name(INT8_FILE)
+    stamp = fp32.with_name("int8.json")
+    source = {"from": fp32.name, "size": fp32.stat().st_size, "mtime_ns": fp32.stat().st_mtime_ns, "int8": INT8_VERSION}
+    if out.is_file() and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == source:
+                return out
+        except ValueError:
+            pass
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    log.info("quantising the encoder to int8 in %s", out)
+    fd, tmp = tempfile.mkstemp(prefix=".int8-", suffix=".onnx", dir=fp32.parent)
+    os.close(fd)
+    try:
+        # the fused operators (com.microsoft domain) defeat ONNX shape inference: their outputs
+        # are fp32 tensors, which DefaultTensorType says
+        quantize_dynamic(str(fp32), tmp, weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+        stamp.write_text(json.dumps(source, indent=2))
+    except Exception as exc:  # noqa: BLE001 - reported with the file it concerns
+        raise EncoderError("ENCODER_ONNX_BUILD_FAILED", f"cannot quantise the encoder to int8 in {out}: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
 class OnnxBody:
     """``OnnxBody(path)(input_ids, attention_mask)`` → mean-pooled hidden states, ``(n, dim)``."""
 
@@ -120,6 +157,10 @@ class OnnxBody:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0          # 0: ONNX Runtime's default (all cores)
         options.inter_op_num_threads = 1
+        # idle intra-op threads sleep instead of spinning: the cores are shared with the
+        # service's own threads (and a batch's groups run side by side), so a spinning thread
+        # takes time from work that could use it
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
